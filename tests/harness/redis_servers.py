@@ -1,0 +1,457 @@
+# Copyright: apigw.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Real redis-server processes for tests: start on free loopback ports, stop by PID.
+
+Standard library only, so it runs under pytest, ansible-test units, integration
+targets (as a script) and molecule alike.  Topologies: standalone, requirepass,
+ACL user, TLS (certificates made here with openssl), primary + replica, and a
+3-primary cluster.
+
+Command line (used by the setup_redis integration target and by scripts):
+
+    python redis_servers.py start KIND [--state FILE]   # prints JSON, leaves it running
+    python redis_servers.py stop --state FILE           # stops by PID, removes dirs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+REDIS_CLI = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+PASSWORD = "s3cret-Pass"  # test-only credential
+ACL_USER = "apigw-ops"
+ACL_PASSWORD = "acl-Pass-1"
+KINDS = ("standalone", "password", "acl", "tls", "replica", "cluster")
+
+
+class HarnessError(RuntimeError):
+    pass
+
+
+def free_port(exclude=()):
+    """A loopback port that is free now, and whose cluster bus port (+10000) is free too."""
+    for _attempt in range(200):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port in exclude or port + 10000 > 65535:
+            continue
+        try:
+            with socket.socket() as bus:
+                bus.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
+    raise HarnessError("no free port pair found")
+
+
+def _raw_command(host, port, *args, password=None, username=None, timeout=2.0):
+    """Send one RESP command over a plain socket; return the first reply line (text)."""
+    def encode(parts):
+        out = [b"*%d\r\n" % len(parts)]
+        for part in parts:
+            data = part if isinstance(part, bytes) else str(part).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+        return b"".join(out)
+
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        payload = b""
+        if password is not None:
+            payload += encode(["AUTH", username, password] if username else ["AUTH", password])
+        payload += encode(list(args))
+        sock.sendall(payload)
+        data = b""
+        expected = 2 if password is not None else 1
+        while data.count(b"\r\n") < expected:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n")[expected - 1].decode(errors="replace")
+
+
+class RedisServer:
+    """One redis-server process in its own temp dir."""
+
+    def __init__(self, password=None, acl_user=None, tls=None, cluster=False, replicaof=None,
+                 extra_config=None, port=None, base_dir=None):
+        self.host = "127.0.0.1"
+        self.port = port or free_port()
+        self.password = password
+        self.username = None
+        self.acl_user = acl_user
+        self.tls = tls  # dict with ca, cert, key paths, or None
+        self.cluster = cluster
+        self.replicaof = replicaof
+        self.extra_config = dict(extra_config or {})
+        self.dir = tempfile.mkdtemp(prefix="apigw-redis-%d-" % self.port, dir=base_dir)
+        self.pid = None
+        self.process = None
+
+    # -- lifecycle -------------------------------------------------------
+    def config_lines(self):
+        lines = [
+            "bind 127.0.0.1",
+            "protected-mode no",
+            "daemonize no",
+            "dir %s" % self.dir,
+            "dbfilename dump.rdb",
+            "logfile %s" % os.path.join(self.dir, "redis.log"),
+            "save \"\"",
+            "appendonly no",
+        ]
+        if self.tls:
+            lines += [
+                "port 0",
+                "tls-port %d" % self.port,
+                "tls-cert-file %s" % self.tls["cert"],
+                "tls-key-file %s" % self.tls["key"],
+                "tls-ca-cert-file %s" % self.tls["ca"],
+                "tls-auth-clients optional",
+            ]
+        else:
+            lines.append("port %d" % self.port)
+        if self.password:
+            lines.append("requirepass %s" % self.password)
+            lines.append("masterauth %s" % self.password)
+        if self.acl_user:
+            user, secret = self.acl_user
+            lines.append("user %s on >%s ~* &* +@all" % (user, secret))
+            lines.append("user default off")
+        if self.cluster:
+            lines += ["cluster-enabled yes", "cluster-config-file nodes.conf",
+                      "cluster-node-timeout 2000"]
+        if self.replicaof:
+            lines.append("replicaof %s %d" % self.replicaof)
+        for key, value in self.extra_config.items():
+            lines.append("%s %s" % (key, value))
+        return lines
+
+    @property
+    def config_path(self):
+        return os.path.join(self.dir, "redis.conf")
+
+    def start(self, timeout=15.0):
+        with open(self.config_path, "w") as handle:
+            handle.write("\n".join(self.config_lines()) + "\n")
+        self.process = subprocess.Popen(
+            [REDIS_SERVER, self.config_path],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.pid = self.process.pid
+        try:
+            self.wait_ready(timeout)
+        except HarnessError:
+            self.stop(remove=False)
+            raise
+        return self
+
+    def ping(self):
+        if self.tls:
+            return self.cli("PING").strip()
+        password = self.password
+        username = None
+        if self.acl_user:
+            username, password = self.acl_user
+        return _raw_command(self.host, self.port, "PING", password=password, username=username)
+
+    def wait_ready(self, timeout=15.0):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise HarnessError("redis-server on port %d exited: %s" % (self.port, self.log_tail()))
+            try:
+                last = self.ping()
+                if last.endswith("PONG"):
+                    return
+            except (OSError, subprocess.SubprocessError, HarnessError) as exc:
+                last = str(exc)
+            time.sleep(0.05)
+        raise HarnessError("redis-server on port %d not ready: %s" % (self.port, last))
+
+    def log_tail(self, lines=5):
+        try:
+            with open(os.path.join(self.dir, "redis.log")) as handle:
+                return " | ".join(handle.read().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self, remove=True):
+        """Stop by PID (SIGTERM, then SIGKILL), then remove the temp dir."""
+        if self.pid:
+            _stop_pid(self.pid)
+            if self.process is not None:
+                try:
+                    self.process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+            self.pid = None
+        if remove:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def kill(self):
+        """SIGKILL the server (simulate a crash); the dir stays for a restart."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            if self.process is not None:
+                self.process.wait(timeout=5)
+            self.pid = None
+
+    def restart(self):
+        self.stop(remove=False)
+        return self.start()
+
+    # -- use -------------------------------------------------------------
+    def cli_args(self):
+        args = [REDIS_CLI, "-h", self.host, "-p", str(self.port)]
+        if self.tls:
+            args += ["--tls", "--cacert", self.tls["ca"], "--cert", self.tls["cert"], "--key", self.tls["key"]]
+        if self.acl_user:
+            args += ["--user", self.acl_user[0], "--pass", self.acl_user[1]]
+        elif self.password:
+            args += ["-a", self.password]
+        args.append("--no-auth-warning")
+        return args
+
+    def cli(self, *command, check=True):
+        """Run redis-cli against this server; returns stdout."""
+        proc = subprocess.run(self.cli_args() + [str(c) for c in command],
+                              capture_output=True, text=True, timeout=60)
+        if check and proc.returncode != 0:
+            raise HarnessError("redis-cli %s failed: %s" % (command, proc.stderr.strip()))
+        return proc.stdout
+
+    def url(self):
+        scheme = "rediss" if self.tls else "redis"
+        auth = ""
+        if self.acl_user:
+            auth = "%s:%s@" % self.acl_user
+        elif self.password:
+            auth = ":%s@" % self.password
+        return "%s://%s%s:%d/0" % (scheme, auth, self.host, self.port)
+
+    def connection(self):
+        """Connection details as module options (what an Ansible task would pass)."""
+        info = {"host": self.host, "port": self.port}
+        if self.acl_user:
+            info["username"], info["password"] = self.acl_user
+        elif self.password:
+            info["password"] = self.password
+        if self.tls:
+            info.update(tls=True, ca_path=self.tls["ca"], client_cert=self.tls["cert"],
+                        client_key=self.tls["key"])
+        return info
+
+    def describe(self):
+        return {"pid": self.pid, "dir": self.dir, "port": self.port, "host": self.host,
+                "connection": self.connection(), "url": self.url(), "config": self.config_path}
+
+
+def _stop_pid(pid, timeout=10.0):
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return
+        except ChildProcessError:
+            # not our child (started by another process): poll for existence
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def make_tls_material(directory):
+    """A CA and a server/client certificate for 127.0.0.1 / localhost, made with openssl."""
+    os.makedirs(directory, exist_ok=True)
+    ca_key, ca = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.crt")
+    key, csr, cert = (os.path.join(directory, n) for n in ("redis.key", "redis.csr", "redis.crt"))
+    ext = os.path.join(directory, "san.ext")
+    with open(ext, "w") as handle:
+        handle.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                     "extendedKeyUsage=serverAuth,clientAuth\n")
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+        "-days", "2", "-subj", "/CN=apigw-ops test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+        "-subj", "/CN=localhost")
+    run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-out", cert, "-days", "2", "-extfile", ext)
+    return {"ca": ca, "cert": cert, "key": key, "dir": directory}
+
+
+class Topology:
+    """A set of servers started together (what one KIND means)."""
+
+    def __init__(self, kind, servers, tls_dir=None):
+        self.kind = kind
+        self.servers = servers
+        self.tls_dir = tls_dir
+
+    @property
+    def primary(self):
+        return self.servers[0]
+
+    def connection(self):
+        info = self.primary.connection()
+        if self.kind == "cluster":
+            info["mode"] = "cluster"
+        return info
+
+    def stop(self):
+        for server in self.servers:
+            server.stop()
+        if self.tls_dir:
+            shutil.rmtree(self.tls_dir, ignore_errors=True)
+
+    def describe(self):
+        return {"kind": self.kind, "connection": self.connection(),
+                "servers": [s.describe() for s in self.servers], "tls_dir": self.tls_dir,
+                "pids": [s.pid for s in self.servers]}
+
+
+def start_standalone(**kwargs):
+    return RedisServer(**kwargs).start()
+
+
+def start_password(**kwargs):
+    return RedisServer(password=PASSWORD, **kwargs).start()
+
+
+def start_acl(**kwargs):
+    return RedisServer(acl_user=(ACL_USER, ACL_PASSWORD), **kwargs).start()
+
+
+def start_tls(tls_dir=None, **kwargs):
+    tls_dir = tls_dir or tempfile.mkdtemp(prefix="apigw-redis-tls-")
+    material = make_tls_material(tls_dir)
+    return RedisServer(tls=material, **kwargs).start()
+
+
+def start_replica_pair(**kwargs):
+    primary = RedisServer(**kwargs).start()
+    replica = RedisServer(replicaof=(primary.host, primary.port), **kwargs).start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if "master_link_status:up" in replica.cli("INFO", "replication"):
+            return primary, replica
+        time.sleep(0.1)
+    primary.stop()
+    replica.stop()
+    raise HarnessError("replica did not sync with its primary")
+
+
+def start_cluster(primaries=3, **kwargs):
+    """A cluster of N primaries (no replicas) made with redis-cli --cluster create."""
+    used = set()
+    nodes = []
+    try:
+        for _ in range(primaries):
+            port = free_port(exclude=used)
+            used.add(port)
+            nodes.append(RedisServer(cluster=True, port=port, **kwargs).start())
+        addresses = ["%s:%d" % (n.host, n.port) for n in nodes]
+        auth = ["-a", nodes[0].password, "--no-auth-warning"] if nodes[0].password else []
+        proc = subprocess.run([REDIS_CLI] + auth + ["--cluster", "create"] + addresses +
+                              ["--cluster-replicas", "0", "--cluster-yes"],
+                              capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            raise HarnessError("cluster create failed: %s" % proc.stdout[-500:])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if all("cluster_state:ok" in n.cli("CLUSTER", "INFO") for n in nodes):
+                return nodes
+            time.sleep(0.1)
+        raise HarnessError("cluster did not reach cluster_state:ok")
+    except Exception:
+        for node in nodes:
+            node.stop()
+        raise
+
+
+def start_topology(kind):
+    if kind == "standalone":
+        return Topology(kind, [start_standalone()])
+    if kind == "password":
+        return Topology(kind, [start_password()])
+    if kind == "acl":
+        return Topology(kind, [start_acl()])
+    if kind == "tls":
+        tls_dir = tempfile.mkdtemp(prefix="apigw-redis-tls-")
+        return Topology(kind, [start_tls(tls_dir=tls_dir)], tls_dir=tls_dir)
+    if kind == "replica":
+        return Topology(kind, list(start_replica_pair()))
+    if kind == "cluster":
+        return Topology(kind, start_cluster())
+    raise HarnessError("unknown kind %r (choose from %s)" % (kind, ", ".join(KINDS)))
+
+
+def stop_described(description):
+    """Stop what describe() recorded (used from another process): by PID, then remove dirs."""
+    for server in description.get("servers", []):
+        if server.get("pid"):
+            _stop_pid(server["pid"])
+        shutil.rmtree(server["dir"], ignore_errors=True)
+    if description.get("tls_dir"):
+        shutil.rmtree(description["tls_dir"], ignore_errors=True)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="action", required=True)
+    start = sub.add_parser("start")
+    start.add_argument("kinds", nargs="+", choices=KINDS)
+    start.add_argument("--state", help="write the JSON description to this file too")
+    stop = sub.add_parser("stop")
+    stop.add_argument("--state", required=True)
+    args = parser.parse_args(argv)
+
+    if args.action == "start":
+        started = {}
+        try:
+            for kind in args.kinds:
+                started[kind] = start_topology(kind)
+        except Exception:
+            for topo in started.values():
+                topo.stop()
+            raise
+        # the servers are children of this short-lived process; start_new_session keeps them alive
+        description = {kind: topo.describe() for kind, topo in started.items()}
+        text = json.dumps(description, indent=1, sort_keys=True)
+        if args.state:
+            with open(args.state, "w") as handle:
+                handle.write(text)
+        print(text)
+        return 0
+    with open(args.state) as handle:
+        description = json.load(handle)
+    for topo in description.values():
+        stop_described(topo)
+    os.unlink(args.state)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -718,6 +718,10 @@ class KeySetPlan(object):
         if role == 'active':
             if self.after['active'] == kid:
                 return
+            name = entry.get('private_key')
+            if not name or (not os.path.exists(self._file(name)) and
+                            not any(w[0] == self._file(name) for w in self.writes)):
+                raise JwkError("Key %s has no private key in %s and cannot sign: add it with key=<private key file>." % (kid, self.dir))
             previous = self.after['active']
             if previous:
                 prev = self.after['keys'][previous]

@@ -1,0 +1,198 @@
+"""The signing key set: a directory with jwks.json, keyset.json and PEM files.
+
+    jwks.json    {"keys": [{kty, kid, alg, use: "sig", ...public members}]}   -> verification keys
+    keyset.json  {"active": kid, "keys": {kid: {alg, status, not_after, private_key, public_key}}}
+                                                                              -> which key signs
+
+Tokens are signed with the active key and verified by `kid` against every key in jwks.json, with
+only the configured algorithms.  A KeySet is immutable; reloading builds a new one and swaps it in.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+import uuid
+from dataclasses import dataclass
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+
+PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+DEFAULT_ALG = {"RSA": "RS256", "EC": {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}, "OKP": "EdDSA"}
+
+
+class KeySetError(Exception):
+    """The key-set directory cannot be used (message says why)."""
+
+
+class InvalidToken(Exception):
+    """A token was rejected; the message is safe to show to the client."""
+
+
+def thumbprint(jwk: dict) -> str:
+    """RFC 7638 JWK SHA-256 thumbprint, base64url without padding."""
+    members = THUMBPRINT_MEMBERS.get(jwk.get("kty"))
+    if members is None:
+        raise KeySetError("unsupported key type %r" % jwk.get("kty"))
+    canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def public_jwk(public_key, alg: str) -> dict:
+    """A public JWK (with kid = thumbprint) for a cryptography public key."""
+    jwk = json.loads(jwt.algorithms.get_default_algorithms()[alg].to_jwk(public_key))
+    jwk = {k: v for k, v in jwk.items() if k not in PRIVATE_MEMBERS and k not in ("key_ops", "kid", "alg", "use")}
+    jwk.update(kid=thumbprint(jwk), alg=alg, use="sig")
+    return jwk
+
+
+def _default_alg(jwk):
+    default = DEFAULT_ALG.get(jwk.get("kty"))
+    return default.get(jwk.get("crv")) if isinstance(default, dict) else default
+
+
+@dataclass(frozen=True)
+class VerifyKey:
+    kid: str
+    alg: str
+    key: object
+
+
+class KeySet:
+    def __init__(self, directory, active_kid, signing_alg, signing_key, verify_keys, jwks_document, warnings):
+        self.directory = directory
+        self.active_kid = active_kid
+        self.signing_alg = signing_alg
+        self.signing_key = signing_key
+        self.verify_keys = verify_keys  # kid -> VerifyKey
+        self.jwks_document = jwks_document  # bytes, served as is
+        self.warnings = warnings
+        self.loaded_at = time.time()
+
+    # -- load --------------------------------------------------------------
+    @classmethod
+    def load(cls, directory, algorithms, passphrase=""):
+        warnings = []
+        jwks = _read_json(os.path.join(directory, "jwks.json"))
+        keyset = _read_json(os.path.join(directory, "keyset.json"))
+        if not isinstance(jwks.get("keys"), list):
+            raise KeySetError("%s/jwks.json has no \"keys\" list" % directory)
+        meta = keyset.get("keys") if isinstance(keyset.get("keys"), dict) else {}
+        verify_keys, published = {}, []
+        for jwk in jwks["keys"]:
+            if not isinstance(jwk, dict) or not jwk.get("kid"):
+                raise KeySetError("%s/jwks.json holds a key without a kid" % directory)
+            jwk = {k: v for k, v in jwk.items() if k not in PRIVATE_MEMBERS}
+            kid = jwk["kid"]
+            alg = jwk.get("alg") or (meta.get(kid) or {}).get("alg") or _default_alg(jwk)
+            if jwk.get("use", "sig") != "sig":
+                warnings.append("key %s is not a signing key (use=%s); ignored" % (kid, jwk.get("use")))
+                continue
+            try:
+                if thumbprint(jwk) != kid:
+                    warnings.append("key %s: kid is not its RFC 7638 thumbprint" % kid)
+                key = jwt.PyJWK(jwk, algorithm=alg).key
+            except (jwt.PyJWKError, jwt.InvalidKeyError, KeySetError, KeyError, ValueError) as exc:
+                raise KeySetError("%s/jwks.json: key %s is not usable: %s" % (directory, kid, exc)) from None
+            published.append(jwk)
+            if alg not in algorithms:
+                warnings.append("key %s uses %s, which JWT_ALGORITHMS does not allow; not used" % (kid, alg))
+                continue
+            verify_keys[kid] = VerifyKey(kid, alg, key)
+
+        active = keyset.get("active")
+        entry = meta.get(active) if active else None
+        if not entry:
+            raise KeySetError("%s/keyset.json: active key %r is not listed under \"keys\"" % (directory, active))
+        if active not in verify_keys:
+            raise KeySetError("%s: active key %s is not a usable key in jwks.json" % (directory, active))
+        signing_alg = entry.get("alg") or verify_keys[active].alg
+        if signing_alg != verify_keys[active].alg:
+            raise KeySetError("active key %s: alg %s in keyset.json but %s in jwks.json"
+                              % (active, signing_alg, verify_keys[active].alg))
+        private_name = entry.get("private_key")
+        if not private_name:
+            raise KeySetError("%s/keyset.json: active key %s has no private_key" % (directory, active))
+        signing_key = _load_private_key(os.path.join(directory, private_name), passphrase)
+        if public_jwk(signing_key.public_key(), signing_alg)["kid"] != thumbprint(
+                {k: v for k, v in jwks_key(published, active).items()}):
+            raise KeySetError("active key %s: %s does not match the public key in jwks.json" % (active, private_name))
+        document = json.dumps({"keys": published}, separators=(",", ":")).encode()
+        return cls(directory, active, signing_alg, signing_key, verify_keys, document, warnings)
+
+    # -- use ---------------------------------------------------------------
+    def sign(self, claims: dict) -> str:
+        return jwt.encode(claims, self.signing_key, algorithm=self.signing_alg,
+                          headers={"kid": self.active_kid, "typ": "JWT"})
+
+    def verify(self, token, *, token_type, issuer, audience, leeway=0) -> dict:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.InvalidTokenError:
+            raise InvalidToken("malformed token") from None
+        alg, kid = header.get("alg"), header.get("kid")
+        key = self.verify_keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise InvalidToken("unknown signing key")
+        if alg != key.alg:
+            raise InvalidToken("algorithm not allowed")
+        try:
+            claims = jwt.decode(token, key.key, algorithms=[key.alg], audience=audience, issuer=issuer,
+                                leeway=leeway, options={"require": ["exp", "iat", "nbf", "iss", "aud", "sub", "jti"]})
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("token not yet valid") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("invalid audience") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("invalid issuer") from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken("invalid token") from None
+        if claims.get("typ") != token_type:
+            raise InvalidToken("wrong token type")
+        return claims
+
+    def issue(self, *, token_type, subject, username, ttl, issuer, audience, now=None) -> tuple[str, dict]:
+        now = int(time.time() if now is None else now)
+        claims = {"iss": issuer, "aud": audience, "sub": subject, "username": username, "typ": token_type,
+                  "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex}
+        return self.sign(claims), claims
+
+
+def jwks_key(published, kid):
+    for jwk in published:
+        if jwk["kid"] == kid:
+            return jwk
+    raise KeySetError("kid %s not in jwks.json" % kid)
+
+
+def _read_json(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise KeySetError("%s does not exist" % path) from None
+    except (OSError, ValueError) as exc:
+        raise KeySetError("cannot read %s: %s" % (path, exc)) from None
+    if not isinstance(data, dict):
+        raise KeySetError("%s is not a JSON object" % path)
+    return data
+
+
+def _load_private_key(path, passphrase):
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise KeySetError("cannot read private key %s: %s" % (path, exc.strerror)) from None
+    try:
+        return serialization.load_pem_private_key(data, password=passphrase.encode() if passphrase else None)
+    except (ValueError, TypeError) as exc:
+        raise KeySetError("cannot load private key %s (wrong passphrase or not PEM): %s" % (path, exc)) from None

@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# Copyright: apigw.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one scan/delete engine: read-only plan first, then pipelined UNLINK of the planned keys.
+
+``scan_keys`` walks every primary with SCAN MATCH (never KEYS, which blocks Redis) and
+returns the matching keys grouped by node; it writes nothing, so check mode runs the
+same code.  ``unlink_keys`` then deletes exactly those keys in pipelined batches: whole
+batches with one multi-key UNLINK on a standalone server, per hash slot on a cluster node
+(so there is never a CROSSSLOT error).  Keys created after the scan are not touched;
+keys that expired meanwhile simply do not count as deleted.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import time
+
+from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import (
+    RedisOpsError,
+    printable,
+    to_wire,
+    translate_errors,
+)
+
+try:
+    from redis.crc import key_slot
+except ImportError:  # reported by the connection layer before we get here
+    key_slot = None
+
+DEFAULT_SCAN_COUNT = 1000
+DEFAULT_BATCH_SIZE = 1000
+DEFAULT_SAMPLE_SIZE = 20
+
+
+def scan_engine_argument_spec():
+    """Options every key-deleting module offers (see the key_scan doc fragment)."""
+    return dict(
+        max_keys=dict(type="int", default=100000),
+        scan_count=dict(type="int", default=DEFAULT_SCAN_COUNT),
+        batch_size=dict(type="int", default=DEFAULT_BATCH_SIZE),
+        sample_size=dict(type="int", default=DEFAULT_SAMPLE_SIZE),
+    )
+
+
+def validate_engine_params(params):
+    for name in ("scan_count", "batch_size"):
+        if params.get(name) is not None and params[name] < 1:
+            raise RedisOpsError("%s must be at least 1 (got %d)." % (name, params[name]))
+    if params.get("max_keys") is not None and params["max_keys"] < 0:
+        raise RedisOpsError("max_keys must be 0 (no limit) or more (got %d)." % params["max_keys"])
+    if params.get("sample_size") is not None and params["sample_size"] < 0:
+        raise RedisOpsError("sample_size must be 0 or more (got %d)." % params["sample_size"])
+
+
+class KeyScan:
+    """What a scan found: keys per primary node, counts and a bounded sample."""
+
+    def __init__(self, sample_size=DEFAULT_SAMPLE_SIZE):
+        self.by_node = []  # list of (node_client, [keys])
+        self.scanned = 0  # keys in the scanned databases (SCAN visits each once)
+        self.scan_calls = 0
+        self.elapsed = 0.0
+        self.sample_size = sample_size
+        self.truncated = False  # stopped early because the limit was exceeded
+
+    @property
+    def matched(self):
+        return sum(len(keys) for _node, keys in self.by_node)
+
+    @property
+    def keys(self):
+        for _node, keys in self.by_node:
+            for key in keys:
+                yield key
+
+    def sample(self, size=None):
+        size = self.sample_size if size is None else size
+        out = []
+        for key in self.keys:
+            if len(out) >= size:
+                break
+            out.append(printable(key))
+        return sorted(out)
+
+
+def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_size=DEFAULT_SAMPLE_SIZE):
+    """SCAN every primary for keys matching any of ``patterns``; no writes.
+
+    ``limit``: stop once more than ``limit`` keys matched (``truncated`` is then set);
+    the caller refuses to act on a truncated scan, so the cap costs no full pass.
+    """
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    for pattern in patterns:
+        if not pattern:
+            raise RedisOpsError("Refusing to scan with an empty pattern.")
+    result = KeyScan(sample_size=sample_size)
+    started = time.monotonic()
+    for node in target.primaries():
+        name = target.node_name(node)
+        found = []
+        seen = set() if len(patterns) > 1 else None
+        with translate_errors(name):
+            result.scanned += node.dbsize()
+            for pattern in patterns:
+                cursor = 0
+                while True:
+                    cursor, keys = node.scan(cursor=cursor, match=pattern, count=count)
+                    result.scan_calls += 1
+                    if seen is None:
+                        found.extend(keys)
+                    else:
+                        for key in keys:
+                            if key not in seen:
+                                seen.add(key)
+                                found.append(key)
+                    if limit is not None and result.matched + len(found) > limit:
+                        result.truncated = True
+                        break
+                    if cursor == 0:
+                        break
+                if result.truncated:
+                    break
+        if seen is None and found:
+            # SCAN may return a key more than once while the table is rehashing
+            found = list(dict.fromkeys(found))
+        result.by_node.append((node, found))
+        if result.truncated:
+            break
+    result.elapsed = time.monotonic() - started
+    return result
+
+
+def _slot(key):
+    return key_slot(to_wire(key))
+
+
+def unlink_keys(target, scan, batch_size=DEFAULT_BATCH_SIZE, pipeline_depth=8):
+    """UNLINK exactly the keys of ``scan``; returns how many existed and were removed."""
+    deleted = 0
+    for node, keys in scan.by_node:
+        if not keys:
+            continue
+        with translate_errors(target.node_name(node)):
+            if target.mode == "cluster":
+                groups = {}
+                for key in keys:
+                    groups.setdefault(_slot(key), []).append(key)
+                batches = []
+                for group in groups.values():
+                    for start in range(0, len(group), batch_size):
+                        batches.append(group[start:start + batch_size])
+            else:
+                batches = [keys[start:start + batch_size] for start in range(0, len(keys), batch_size)]
+            per_pipe = max(1, pipeline_depth if target.mode != "cluster" else pipeline_depth * 64)
+            for start in range(0, len(batches), per_pipe):
+                pipe = node.pipeline(transaction=False)
+                for batch in batches[start:start + per_pipe]:
+                    pipe.unlink(*[to_wire(key) for key in batch])
+                deleted += sum(int(n) for n in pipe.execute())
+    return deleted
+
+
+def existing_keys(target, keys):
+    """The subset of exact ``keys`` that exist now (one pipelined round trip per node)."""
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return []
+    with translate_errors(target.description):
+        pipe = target.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.exists(to_wire(key))
+        flags = pipe.execute()
+    return [key for key, flag in zip(keys, flags) if int(flag)]
+
+
+def scan_for_exact_keys(target, keys, sample_size=DEFAULT_SAMPLE_SIZE):
+    """A KeyScan for exact keys (no SCAN needed), grouped by the node that owns each key."""
+    result = KeyScan(sample_size=sample_size)
+    started = time.monotonic()
+    present = existing_keys(target, keys)
+    if target.mode == "cluster" and present:
+        grouped = {}
+        with translate_errors(target.description):
+            for key in present:
+                node = target.client.get_node_from_key(key)
+                grouped.setdefault(node.name, (target.client.get_redis_connection(node), []))[1].append(key)
+        result.by_node = list(grouped.values())
+    elif present:
+        result.by_node = [(target.client, present)]
+    result.scanned = len(set(keys))
+    result.elapsed = time.monotonic() - started
+    return result

@@ -1,0 +1,273 @@
+# -*- coding: utf-8 -*-
+# Copyright: apigw.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The one way apigw.ops connects to Redis: options, client construction, error messages.
+
+Every module builds its connection options with ``redis_connection_argument_spec()``
+(documented once in the ``apigw.ops.redis_connection`` doc fragment) and opens the
+connection with ``connect(module)``.  Replies are always decoded to ``str`` with
+``surrogateescape``, so values compare like with like and arbitrary bytes round-trip.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import traceback
+from contextlib import contextmanager
+
+REDIS_IMPORT_ERROR = None
+try:
+    import redis
+    from redis import exceptions as redis_exceptions
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+    HAS_REDIS = True
+except ImportError:
+    HAS_REDIS = False
+    REDIS_IMPORT_ERROR = traceback.format_exc()
+
+MISSING_REDIS_MSG = (
+    "The Python library 'redis' is required on the host that runs this module "
+    "(pip install 'redis[hiredis]'); it could not be imported."
+)
+ENCODING_ERRORS = "surrogateescape"
+
+
+def redis_connection_argument_spec():
+    """Connection options shared by every module (see the redis_connection doc fragment)."""
+    return dict(
+        host=dict(type="str", default="localhost"),
+        port=dict(type="int", default=6379),
+        url=dict(type="str"),
+        username=dict(type="str"),
+        password=dict(type="str", no_log=True),
+        db=dict(type="int", default=0),
+        tls=dict(type="bool", default=False),
+        validate_certs=dict(type="bool", default=True),
+        ca_path=dict(type="path"),
+        client_cert=dict(type="path"),
+        client_key=dict(type="path"),
+        mode=dict(type="str", default="standalone", choices=["standalone", "cluster", "sentinel"]),
+        sentinel_hosts=dict(type="list", elements="str"),
+        sentinel_master=dict(type="str", default="mymaster"),
+        socket_timeout=dict(type="float", default=10.0),
+    )
+
+
+class RedisOpsError(Exception):
+    """A one-line, actionable failure; modules pass str(exc) to fail_json."""
+
+
+def _split_hostport(text, default_port):
+    text = text.strip()
+    if text.startswith("["):  # [::1]:26379
+        host, _sep, rest = text[1:].partition("]")
+        port = rest.lstrip(":") or default_port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    else:
+        host, port = text, default_port
+    try:
+        return host, int(port)
+    except ValueError:
+        raise RedisOpsError("Invalid sentinel address %r: expected host:port." % text)
+
+
+def client_kwargs(params):
+    """redis-py keyword arguments built from module parameters (no url)."""
+    kwargs = dict(
+        username=params.get("username") or None,
+        password=params.get("password") or None,
+        socket_timeout=params.get("socket_timeout"),
+        socket_connect_timeout=params.get("socket_timeout"),
+        decode_responses=True,
+        encoding_errors=ENCODING_ERRORS,
+        # one quick retry rides out a blip; a down server is reported in seconds, not minutes
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 1),
+    )
+    if params.get("tls"):
+        kwargs.update(
+            ssl=True,
+            ssl_cert_reqs="required" if params.get("validate_certs", True) else "none",
+            ssl_check_hostname=bool(params.get("validate_certs", True)),
+            ssl_ca_certs=params.get("ca_path"),
+            ssl_certfile=params.get("client_cert"),
+            ssl_keyfile=params.get("client_key"),
+        )
+    return kwargs
+
+
+def target_description(params):
+    if params.get("url"):
+        return _redact_url(params["url"])
+    if params.get("mode") == "sentinel":
+        return "sentinel master %s via %s" % (params.get("sentinel_master"),
+                                              ",".join(params.get("sentinel_hosts") or []))
+    return "%s:%s" % (params.get("host"), params.get("port"))
+
+
+def _redact_url(url):
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return scheme + sep + rest
+
+
+class RedisTarget:
+    """A connected deployment: the client for commands, and one client per primary for SCAN."""
+
+    def __init__(self, client, mode, description):
+        self.client = client
+        self.mode = mode
+        self.description = description
+
+    def primaries(self):
+        """One plain Redis client per primary: the whole keyspace is the union of their keyspaces."""
+        if self.mode == "cluster":
+            return [self.client.get_redis_connection(node) for node in self.client.get_primaries()]
+        return [self.client]
+
+    def node_name(self, node_client):
+        kwargs = node_client.connection_pool.connection_kwargs
+        if "path" in kwargs:
+            return "unix:%s" % kwargs["path"]
+        return "%s:%s" % (kwargs.get("host"), kwargs.get("port"))
+
+    def check_ready(self):
+        """PING every primary; in cluster mode also require cluster_state:ok."""
+        for node in self.primaries():
+            name = self.node_name(node)
+            with translate_errors(name):
+                node.ping()
+                if self.mode == "cluster":
+                    state = node.execute_command("CLUSTER INFO")
+                    if isinstance(state, dict):
+                        ok = state.get("cluster_state") == "ok"
+                    else:
+                        ok = "cluster_state:ok" in str(state)
+                    if not ok:
+                        raise RedisOpsError(
+                            "Redis cluster is not healthy (cluster_state is not ok on %s): "
+                            "a node is down or slots are uncovered; nothing was changed." % name)
+        return self
+
+
+def open_target(params):
+    """Build and verify a RedisTarget from module parameters; raises RedisOpsError."""
+    if not HAS_REDIS:
+        raise RedisOpsError(MISSING_REDIS_MSG)
+    mode = params.get("mode") or "standalone"
+    description = target_description(params)
+    kwargs = client_kwargs(params)
+    with translate_errors(description):
+        if params.get("url"):
+            url_kwargs = dict(kwargs)
+            for key in ("username", "password"):
+                if url_kwargs.get(key) is None:
+                    url_kwargs.pop(key)
+            if not params.get("tls"):
+                for key in [k for k in url_kwargs if k.startswith("ssl")]:
+                    url_kwargs.pop(key)
+            if url_kwargs.get("ssl"):
+                url_kwargs.pop("ssl")
+            if mode == "cluster":
+                client = redis.RedisCluster.from_url(params["url"], **url_kwargs)
+            else:
+                if params.get("url").startswith("unix://"):
+                    url_kwargs = {k: v for k, v in url_kwargs.items() if not k.startswith("ssl")}
+                client = redis.Redis.from_url(params["url"], **url_kwargs)
+        elif mode == "cluster":
+            client = redis.RedisCluster(host=params["host"], port=params["port"], **kwargs)
+        elif mode == "sentinel":
+            hosts = params.get("sentinel_hosts") or []
+            if not hosts:
+                raise RedisOpsError("mode=sentinel needs sentinel_hosts (a list of host:port).")
+            sentinels = [_split_hostport(h, 26379) for h in hosts]
+            sentinel_kwargs = {k: v for k, v in kwargs.items() if k != "decode_responses"}
+            sentinel = redis.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)
+            client = sentinel.master_for(params.get("sentinel_master"), db=params.get("db", 0), **kwargs)
+        else:
+            client = redis.Redis(host=params["host"], port=params["port"], db=params.get("db", 0), **kwargs)
+    return RedisTarget(client, mode, description).check_ready()
+
+
+def connect(module):
+    """Open the connection for a module, or fail_json with one line."""
+    if not HAS_REDIS:
+        module.fail_json(msg=MISSING_REDIS_MSG, exception=REDIS_IMPORT_ERROR)
+    try:
+        return open_target(module.params)
+    except RedisOpsError as exc:
+        module.fail_json(msg=str(exc))
+
+
+def _first_line(text):
+    text = str(text).strip()
+    return text.splitlines()[0] if text else "no detail"
+
+
+def describe_error(exc, target):
+    """One actionable line for a redis-py exception."""
+    text = _first_line(exc)
+    lowered = text.lower()
+    if "noauth" in lowered or "authentication required" in lowered \
+            or "hello must be called with the client already authenticated" in lowered:
+        return "Redis at %s requires a password (NOAUTH). Set password (and username for an ACL user)." % target
+    if isinstance(exc, redis_exceptions.AuthenticationError) or "wrongpass" in lowered \
+            or "invalid username-password" in lowered or "invalid password" in lowered:
+        return ("Authentication to Redis at %s failed (%s). Check username/password "
+                "(an ACL user needs both)." % (target, text))
+    if "noperm" in lowered:
+        return "The Redis user has no permission for this command at %s (%s). Grant it in the ACL." % (target, text)
+    if "ssl" in lowered or "certificate" in lowered or "tls" in lowered:
+        return ("TLS to Redis at %s failed (%s). Check tls, ca_path, client_cert/client_key "
+                "and validate_certs." % (target, text))
+    if isinstance(exc, redis_exceptions.TimeoutError) or "timed out" in lowered or "timeout" in lowered:
+        return ("Timed out talking to Redis at %s (%s). Check host/port and firewalls, "
+                "or raise socket_timeout." % (target, text))
+    if isinstance(exc, (redis_exceptions.MovedError, redis_exceptions.AskError)) \
+            or "moved" in lowered or "cluster support disabled" in lowered:
+        return "Redis at %s is a cluster: set mode=cluster (%s)." % (target, text)
+    if "connection reset" in lowered and "tls" not in lowered:
+        return ("Connection to Redis at %s was reset (%s). If the server uses TLS, set tls=true."
+                % (target, text))
+    if "cluster" in lowered and ("down" in lowered or "cannot be connected" in lowered or "slot" in lowered):
+        return ("Redis cluster via %s is not usable (%s): a node is down or unreachable; "
+                "nothing was changed." % (target, text))
+    if "refused" in lowered or "connecting to" in lowered or "name or service" in lowered \
+            or isinstance(exc, redis_exceptions.ConnectionError):
+        return ("Cannot connect to Redis at %s (%s). Check host/port, that Redis is running, "
+                "and tls/mode settings." % (target, text))
+    return "Redis at %s returned an error: %s" % (target, text)
+
+
+@contextmanager
+def translate_errors(target):
+    """Turn any redis-py or socket failure into a one-line RedisOpsError."""
+    if not HAS_REDIS:
+        raise RedisOpsError(MISSING_REDIS_MSG)
+    try:
+        yield
+    except RedisOpsError:
+        raise
+    except redis_exceptions.RedisError as exc:
+        raise RedisOpsError(describe_error(exc, target))
+    except (OSError, ValueError) as exc:
+        raise RedisOpsError(describe_error(exc, target))
+
+
+def to_wire(text):
+    """Bytes to send for a str that came from Redis (undecodable bytes round-trip)."""
+    if isinstance(text, str):
+        return text.encode("utf-8", ENCODING_ERRORS)
+    return text
+
+
+def printable(text):
+    """A str safe for JSON output even when it carries undecodable bytes."""
+    if isinstance(text, bytes):
+        return text.decode("utf-8", "backslashreplace")
+    return text.encode("utf-8", ENCODING_ERRORS).decode("utf-8", "backslashreplace")

@@ -24,7 +24,7 @@ from .config import Settings
 from .keys import InvalidToken, KeySet, KeySetError
 from .proxy import Upstream, UpstreamError
 from .store import RedisUnavailable, Store
-from .users import UserStore, UsersError, valid_username
+from .users import UsersError, UserStore, valid_username
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 REPORT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -108,7 +108,7 @@ class Gateway:
                     self.audit.event("RATE_LIMIT_EXCEEDED", username=username, ip=request.state.ip,
                                      request_id=request.state.request_id, scope=result.limit.scope,
                                      key=result.limit.key, limit=result.limit.max)
-                raise ApiError(429, "Rate limit exceeded (%s)" % result.limit.scope,
+                raise ApiError(429, f"Rate limit exceeded ({result.limit.scope})",
                                {"Retry-After": str(result.retry_after)})
 
     async def redis(self, builder):
@@ -142,12 +142,12 @@ async def read_json(request: Request, limit: int) -> dict:
         if not declared.isdigit():
             raise ApiError(400, "Invalid Content-Length")
         if int(declared) > limit:
-            raise ApiError(413, "Request body larger than %d bytes" % limit)
+            raise ApiError(413, f"Request body larger than {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body += chunk
         if len(body) > limit:
-            raise ApiError(413, "Request body larger than %d bytes" % limit)
+            raise ApiError(413, f"Request body larger than {limit} bytes")
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -160,7 +160,7 @@ async def read_json(request: Request, limit: int) -> dict:
 def string_field(data, name, max_len=4096):
     value = data.get(name)
     if not isinstance(value, str) or not value or len(value) > max_len:
-        raise ApiError(400, "%s must be a non-empty string of at most %d characters" % (name, max_len))
+        raise ApiError(400, f"{name} must be a non-empty string of at most {max_len} characters")
     return value
 
 
@@ -282,7 +282,7 @@ async def refresh(request):
     gw.enforce(gw.store.limit_results(limits, replies), request, username)
     if claims is None:
         gw.audit.event("TOKEN_REFRESH", username=None, ip=ip, request_id=rid, outcome="rejected", reason=problem)
-        raise ApiError(401, "Invalid refresh token: %s" % problem)
+        raise ApiError(401, f"Invalid refresh token: {problem}")
     if replies[-1]:
         gw.audit.event("TOKEN_REFRESH", username=username, ip=ip, request_id=rid, outcome="rejected",
                        reason="revoked", jti=claims["jti"])
@@ -319,7 +319,7 @@ async def logout(request):
     try:
         claims = gw.verify(token, "refresh")
     except InvalidToken as exc:
-        raise ApiError(401, "Invalid refresh token: %s" % exc) from None
+        raise ApiError(401, f"Invalid refresh token: {exc}") from None
     jti, username = claims["jti"], claims.get("username")
     remaining = min(604800, max(1, claims["exp"] - int(time.time())))
     limits = [gw.store.global_limit(ip)]
@@ -344,7 +344,7 @@ async def report(request):
     try:
         claims = gw.verify(token, "access")
     except InvalidToken as exc:
-        raise ApiError(401, "Invalid access token: %s" % exc,
+        raise ApiError(401, f"Invalid access token: {exc}",
                        {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
     report_id = request.path_params["id"]
     if not REPORT_ID_RE.fullmatch(report_id):

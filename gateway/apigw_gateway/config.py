@@ -141,7 +141,7 @@ class Settings:
                     "maintenance_poll_ms", "max_body_bytes", "redis_pool_size", "upstream_pool_size")
         for name in positive:
             if getattr(self, name) <= 0:
-                raise ConfigError("%s must be a positive number, got %r" % (name.upper(), getattr(self, name)))
+                raise ConfigError(f"{name.upper()} must be a positive number, got {getattr(self, name)!r}")
         if not self.jwt_algorithms:
             raise ConfigError("JWT_ALGORITHMS must name at least one algorithm")
         if any(alg.upper().startswith("HS") or alg.lower() == "none" for alg in self.jwt_algorithms):
@@ -157,8 +157,8 @@ def _require_fields(name, template, wanted):
 
     present = {part[1] for part in string.Formatter().parse(template) if part[1] is not None}
     if present != wanted:
-        raise ConfigError("%s=%r must use exactly the fields %s" % (
-            name.upper(), template, ", ".join("{%s}" % w for w in sorted(wanted))))
+        raise ConfigError("{}={!r} must use exactly the fields {}".format(
+            name.upper(), template, ", ".join(f"{{{w}}}" for w in sorted(wanted))))
 
 
 def _convert(name, raw, kind):
@@ -166,13 +166,13 @@ def _convert(name, raw, kind):
         try:
             return int(raw)
         except ValueError:
-            raise ConfigError("%s must be an integer, got %r" % (name, raw)) from None
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if kind in ("bool", bool):
         if raw.lower() in ("1", "true", "yes", "on"):
             return True
         if raw.lower() in ("0", "false", "no", "off", ""):
             return False
-        raise ConfigError("%s must be true or false, got %r" % (name, raw))
+        raise ConfigError(f"{name} must be true or false, got {raw!r}")
     if kind in ("tuple", tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
@@ -191,7 +191,7 @@ def parse_env_file(path):
             key, sep, value = line.partition("=")
             key = key.strip()
             if not sep or not key.isidentifier():
-                raise ConfigError("%s:%d: expected KEY=VALUE" % (path, number))
+                raise ConfigError(f"{path}:{number}: expected KEY=VALUE")
             value = value.strip()
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
                 value = value[1:-1]
@@ -212,8 +212,8 @@ def example_env_file():
     lines = ["# apigw reference gateway: every variable with its default.",
              "# The process environment overrides values from this file.", ""]
     for name, default, doc in VARIABLES:
-        lines.append("# %s" % doc)
-        lines.append("%s=%s" % (name, default))
+        lines.append(f"# {doc}")
+        lines.append(f"{name}={default}")
         lines.append("")
     return "\n".join(lines)
 

@@ -35,7 +35,7 @@ def new_rsa_key(directory, bits=2048):
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     jwk = public_jwk(key.public_key(), "RS256")
     kid = jwk["kid"]
-    private_name, public_name = "%s.key.pem" % kid, "%s.pub.pem" % kid
+    private_name, public_name = f"{kid}.pem", f"{kid}.pub.pem"
     _write(os.path.join(directory, private_name), key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
     _write(os.path.join(directory, public_name), key.public_key().public_bytes(
@@ -75,7 +75,7 @@ def main(argv=None):
     parser.add_argument("--add", action="store_true", help="add a new active key to an existing set")
     args = parser.parse_args(argv)
     if not args.add and os.path.exists(os.path.join(args.directory, "keyset.json")):
-        print("%s already holds a key set; use --add to rotate" % args.directory, file=sys.stderr)
+        print(f"{args.directory} already holds a key set; use --add to rotate", file=sys.stderr)
         return 1
     print(write_keyset(args.directory, args.bits, args.add))
     return 0

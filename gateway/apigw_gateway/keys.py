@@ -38,7 +38,7 @@ def thumbprint(jwk: dict) -> str:
     """RFC 7638 JWK SHA-256 thumbprint, base64url without padding."""
     members = THUMBPRINT_MEMBERS.get(jwk.get("kty"))
     if members is None:
-        raise KeySetError("unsupported key type %r" % jwk.get("kty"))
+        raise KeySetError("unsupported key type {!r}".format(jwk.get("kty")))
     canonical = json.dumps({m: jwk[m] for m in members}, separators=(",", ":"), sort_keys=True)
     digest = hashlib.sha256(canonical.encode()).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -82,47 +82,46 @@ class KeySet:
         jwks = _read_json(os.path.join(directory, "jwks.json"))
         keyset = _read_json(os.path.join(directory, "keyset.json"))
         if not isinstance(jwks.get("keys"), list):
-            raise KeySetError("%s/jwks.json has no \"keys\" list" % directory)
+            raise KeySetError(f"{directory}/jwks.json has no \"keys\" list")
         meta = keyset.get("keys") if isinstance(keyset.get("keys"), dict) else {}
         verify_keys, published = {}, []
         for jwk in jwks["keys"]:
             if not isinstance(jwk, dict) or not jwk.get("kid"):
-                raise KeySetError("%s/jwks.json holds a key without a kid" % directory)
+                raise KeySetError(f"{directory}/jwks.json holds a key without a kid")
             jwk = {k: v for k, v in jwk.items() if k not in PRIVATE_MEMBERS}
             kid = jwk["kid"]
             alg = jwk.get("alg") or (meta.get(kid) or {}).get("alg") or _default_alg(jwk)
             if jwk.get("use", "sig") != "sig":
-                warnings.append("key %s is not a signing key (use=%s); ignored" % (kid, jwk.get("use")))
+                warnings.append("key {} is not a signing key (use={}); ignored".format(kid, jwk.get("use")))
                 continue
             try:
                 if thumbprint(jwk) != kid:
-                    warnings.append("key %s: kid is not its RFC 7638 thumbprint" % kid)
+                    warnings.append(f"key {kid}: kid is not its RFC 7638 thumbprint")
                 key = jwt.PyJWK(jwk, algorithm=alg).key
             except (jwt.PyJWKError, jwt.InvalidKeyError, KeySetError, KeyError, ValueError) as exc:
-                raise KeySetError("%s/jwks.json: key %s is not usable: %s" % (directory, kid, exc)) from None
+                raise KeySetError(f"{directory}/jwks.json: key {kid} is not usable: {exc}") from None
             published.append(jwk)
             if alg not in algorithms:
-                warnings.append("key %s uses %s, which JWT_ALGORITHMS does not allow; not used" % (kid, alg))
+                warnings.append(f"key {kid} uses {alg}, which JWT_ALGORITHMS does not allow; not used")
                 continue
             verify_keys[kid] = VerifyKey(kid, alg, key)
 
         active = keyset.get("active")
         entry = meta.get(active) if active else None
         if not entry:
-            raise KeySetError("%s/keyset.json: active key %r is not listed under \"keys\"" % (directory, active))
+            raise KeySetError(f"{directory}/keyset.json: active key {active!r} is not listed under \"keys\"")
         if active not in verify_keys:
-            raise KeySetError("%s: active key %s is not a usable key in jwks.json" % (directory, active))
+            raise KeySetError(f"{directory}: active key {active} is not a usable key in jwks.json")
         signing_alg = entry.get("alg") or verify_keys[active].alg
         if signing_alg != verify_keys[active].alg:
-            raise KeySetError("active key %s: alg %s in keyset.json but %s in jwks.json"
-                              % (active, signing_alg, verify_keys[active].alg))
+            raise KeySetError(f"active key {active}: alg {signing_alg} in keyset.json, "
+                              f"{verify_keys[active].alg} in jwks.json")
         private_name = entry.get("private_key")
         if not private_name:
-            raise KeySetError("%s/keyset.json: active key %s has no private_key" % (directory, active))
+            raise KeySetError(f"{directory}/keyset.json: active key {active} has no private_key")
         signing_key = _load_private_key(os.path.join(directory, private_name), passphrase)
-        if public_jwk(signing_key.public_key(), signing_alg)["kid"] != thumbprint(
-                {k: v for k, v in jwks_key(published, active).items()}):
-            raise KeySetError("active key %s: %s does not match the public key in jwks.json" % (active, private_name))
+        if public_jwk(signing_key.public_key(), signing_alg)["kid"] != thumbprint(jwks_key(published, active)):
+            raise KeySetError(f"active key {active}: {private_name} does not match the public key in jwks.json")
         document = json.dumps({"keys": published}, separators=(",", ":")).encode()
         return cls(directory, active, signing_alg, signing_key, verify_keys, document, warnings)
 
@@ -170,7 +169,7 @@ def jwks_key(published, kid):
     for jwk in published:
         if jwk["kid"] == kid:
             return jwk
-    raise KeySetError("kid %s not in jwks.json" % kid)
+    raise KeySetError(f"kid {kid} not in jwks.json")
 
 
 def _read_json(path):
@@ -178,11 +177,11 @@ def _read_json(path):
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
-        raise KeySetError("%s does not exist" % path) from None
+        raise KeySetError(f"{path} does not exist") from None
     except (OSError, ValueError) as exc:
-        raise KeySetError("cannot read %s: %s" % (path, exc)) from None
+        raise KeySetError(f"cannot read {path}: {exc}") from None
     if not isinstance(data, dict):
-        raise KeySetError("%s is not a JSON object" % path)
+        raise KeySetError(f"{path} is not a JSON object")
     return data
 
 
@@ -191,8 +190,8 @@ def _load_private_key(path, passphrase):
         with open(path, "rb") as handle:
             data = handle.read()
     except OSError as exc:
-        raise KeySetError("cannot read private key %s: %s" % (path, exc.strerror)) from None
+        raise KeySetError(f"cannot read private key {path}: {exc.strerror}") from None
     try:
         return serialization.load_pem_private_key(data, password=passphrase.encode() if passphrase else None)
     except (ValueError, TypeError) as exc:
-        raise KeySetError("cannot load private key %s (wrong passphrase or not PEM): %s" % (path, exc)) from None
+        raise KeySetError(f"cannot load private key {path} (wrong passphrase or not PEM): {exc}") from None

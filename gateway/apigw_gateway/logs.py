@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -36,7 +36,7 @@ def configure(level="info"):
 
 def iso_now(now=None):
     now = time.time() if now is None else now
-    return datetime.fromtimestamp(now, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (now % 1 * 1000)
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(now % 1 * 1000):03d}Z"
 
 
 def log(level, msg, **fields):

@@ -8,7 +8,6 @@ re-opens it.  State is per worker process, like the connection pool.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 
@@ -106,17 +105,17 @@ class Upstream:
                 content_type = response.headers.get("Content-Type", "application/octet-stream")
                 passed = [(k, v) for k, v in response.headers.items()
                           if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-type", "date", "server")]
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.breaker.failure()
             raise UpstreamError(504, "upstream timed out") from None
         except (aiohttp.ClientError, OSError) as exc:
             self.breaker.failure()
-            raise UpstreamError(502, "upstream unreachable: %s" % type(exc).__name__) from None
+            raise UpstreamError(502, f"upstream unreachable: {type(exc).__name__}") from None
         except BaseException:
             self.breaker.abandon()
             raise
         if status >= 500:
             self.breaker.failure()
-            raise UpstreamError(502, "upstream answered %d" % status)
+            raise UpstreamError(502, f"upstream answered {status}")
         self.breaker.success()
         return UpstreamResult(status, body, content_type, passed)

@@ -239,7 +239,7 @@ def main(argv=None):
         except (KeySetError, UsersError) as exc:
             raise ConfigError(str(exc)) from None
     except (ConfigError, OSError) as exc:
-        print("apigw-gateway: configuration error: %s" % exc, file=sys.stderr)
+        print(f"apigw-gateway: configuration error: {exc}", file=sys.stderr)
         return 2
     if args.check:
         print("configuration ok")
@@ -249,7 +249,7 @@ def main(argv=None):
     try:
         sock = bind(settings.host, settings.port)
     except OSError as exc:
-        print("apigw-gateway: cannot listen on %s:%d: %s" % (settings.host, settings.port, exc.strerror),
+        print(f"apigw-gateway: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
               file=sys.stderr)
         return 2
     if workers == 1:

@@ -59,8 +59,8 @@ class Store:
     def __init__(self, settings):
         self.s = settings
         timeout = settings.redis_timeout_ms / 1000
-        kwargs = dict(max_connections=settings.redis_pool_size, timeout=timeout, socket_timeout=timeout,
-                      socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1), health_check_interval=0)
+        kwargs = {"max_connections": settings.redis_pool_size, "timeout": timeout, "socket_timeout": timeout,
+                      "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1), "health_check_interval": 0}
         if settings.redis_password:
             kwargs["password"] = settings.redis_password
         self.pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url, **kwargs)
@@ -111,7 +111,7 @@ class Store:
         pipe_builder(pipe)
         try:
             replies = await pipe.execute()
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             self._down(exc)
             raise RedisUnavailable(str(exc)) from None
         self._up()
@@ -132,7 +132,7 @@ class Store:
     async def ping(self):
         try:
             await asyncio.wait_for(self.client.ping(), self.s.redis_timeout_ms / 1000)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             self._down(exc)
             return False
         self._up()
@@ -142,7 +142,7 @@ class Store:
     async def refresh_maintenance(self):
         try:
             fields = await self.client.hgetall(self.s.key_maintenance)
-        except (RedisError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, RedisError, OSError) as exc:
             self._down(exc)
             return
         self._up()

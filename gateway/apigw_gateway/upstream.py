@@ -51,11 +51,11 @@ async def app(scope, receive, send):
     if report_id == "missing":
         status = 404
     if status != 200:
-        return await _send(send, status, {"error": "upstream status %d" % status, "id": report_id})
+        return await _send(send, status, {"error": f"upstream status {status}", "id": report_id})
     headers = {k: v for k, v in scope["headers"] if k in (b"x-request-id", b"x-user-id")}
     await _send(send, 200, {
         "id": report_id,
-        "title": "Report %s" % report_id,
+        "title": f"Report {report_id}",
         "status": "ready",
         "generatedAt": int(time.time() * 1000),
         "requestId": headers.get(b"x-request-id", b"").decode("latin-1"),

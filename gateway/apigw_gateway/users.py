@@ -23,7 +23,7 @@ import sys
 import uuid
 from dataclasses import dataclass
 
-from argon2 import PasswordHasher
+from argon2 import PasswordHasher, extract_parameters
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 # Letters, digits and . _ @ + -: no whitespace, control characters, ':' (the key separator) or glob characters.
@@ -55,7 +55,14 @@ class UserStore:
         self.path = path
         self._hasher = PasswordHasher()
         # verified against when the user does not exist, so unknown and known users cost the same
-        self._dummy_hash = PasswordHasher(**DEFAULT_COST).hash(uuid.uuid4().hex)
+        hasher = PasswordHasher(**DEFAULT_COST)
+        for user in users.values():
+            try:
+                hasher = PasswordHasher.from_parameters(extract_parameters(user.password_hash))
+                break
+            except InvalidHashError:
+                continue
+        self._dummy_hash = hasher.hash(uuid.uuid4().hex)
 
     @classmethod
     def load(cls, path):
@@ -83,25 +90,25 @@ def read_file(path):
         with open(path, encoding="utf-8") as handle:
             data = json.load(handle)
     except FileNotFoundError:
-        raise UsersError("users file %s does not exist (create it with `python -m apigw_gateway.users add`)"
-                         % path) from None
+        raise UsersError(f"users file {path} does not exist "
+                         "(create it with `python -m apigw_gateway.users add`)") from None
     except (OSError, ValueError) as exc:
-        raise UsersError("cannot read users file %s: %s" % (path, exc)) from None
+        raise UsersError(f"cannot read users file {path}: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("users"), dict):
-        raise UsersError("users file %s: expected {\"users\": {...}}" % path)
+        raise UsersError(f"users file {path}: expected {{\"users\": {{...}}}}")
     for name, entry in data["users"].items():
         if not valid_username(name):
-            raise UsersError("users file %s: invalid username %r" % (path, name))
+            raise UsersError(f"users file {path}: invalid username {name!r}")
         if not isinstance(entry, dict) or not isinstance(entry.get("password_hash"), str) \
                 or not USER_ID_RE.fullmatch(str(entry.get("id", ""))):
-            raise UsersError("users file %s: user %s needs an id and a password_hash" % (path, name))
+            raise UsersError(f"users file {path}: user {name} needs an id and a password_hash")
     return data
 
 
 def write_file(path, data):
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    tmp = "%s.%d.tmp" % (path, os.getpid())
+    tmp = f"{path}.{os.getpid()}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=2, sort_keys=True)
@@ -111,14 +118,14 @@ def write_file(path, data):
 
 def add_user(path, username, password, user_id=None, roles=("user",), **cost):
     if not valid_username(username):
-        raise UsersError("invalid username %r: use 1-64 letters, digits or . _ @ + -" % username)
+        raise UsersError(f"invalid username {username!r}: use 1-64 letters, digits or . _ @ + -")
     if not password:
         raise UsersError("empty password")
     data = read_file(path) if os.path.exists(path) else {"users": {}}
     existing = data["users"].get(username, {})
-    user_id = user_id or existing.get("id") or "user-%s" % uuid.uuid4().hex[:12]
+    user_id = user_id or existing.get("id") or f"user-{uuid.uuid4().hex[:12]}"
     if not USER_ID_RE.fullmatch(user_id):
-        raise UsersError("invalid user id %r" % user_id)
+        raise UsersError(f"invalid user id {user_id!r}")
     hasher = PasswordHasher(**{**DEFAULT_COST, **{k: v for k, v in cost.items() if v is not None}})
     data["users"][username] = {"id": user_id, "password_hash": hasher.hash(password), "roles": list(roles)}
     write_file(path, data)
@@ -157,14 +164,14 @@ def main(argv=None):
         elif args.action == "remove":
             data = read_file(args.file)
             if data["users"].pop(args.username, None) is None:
-                print("no user %s in %s" % (args.username, args.file), file=sys.stderr)
+                print(f"no user {args.username} in {args.file}", file=sys.stderr)
                 return 1
             write_file(args.file, data)
         else:
             for name, entry in sorted(read_file(args.file)["users"].items()):
-                print("%s\t%s" % (name, entry["id"]))
+                print("{}\t{}".format(name, entry["id"]))
     except UsersError as exc:
-        print("error: %s" % exc, file=sys.stderr)
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
 

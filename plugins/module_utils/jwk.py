@@ -528,7 +528,7 @@ class KeyPairPlan(object):
         return {'before': before, 'after': after}
 
     def result(self, return_content=False):
-        res = {'path': self.path, 'public_key_path': self.public_path, 'actions': self.actions,
+        res = {'private_key_path': self.path, 'public_key_path': self.public_path, 'actions': self.actions,
                'kid': None, 'alg': None, 'type': None, 'size': None, 'curve': None,
                'public_key': None, 'jwk': None, 'fingerprints': None}
         for name, backup in self.backups:
@@ -867,7 +867,7 @@ class KeySetPlan(object):
         return {'before': self._view(self.before), 'after': self._view(self.after)}
 
     def result(self):
-        return {'path': self.dir, 'kid': self.kid, 'active': self.after['active'],
+        return {'directory': self.dir, 'kid': self.kid, 'active': self.after['active'],
                 'keys': self.after['keys'], 'jwks': self.jwks, 'published': published(self.after),
                 'retired': self.retired, 'actions': self.actions, 'now': self.now}
 

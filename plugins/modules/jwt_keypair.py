@@ -168,8 +168,8 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-path:
-  description: Path of the private key.
+private_key_path:
+  description: Path of the private key (O(path)).
   returned: always
   type: str
   sample: /etc/gateway/keys-src/jwt.pem

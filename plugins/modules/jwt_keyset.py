@@ -160,8 +160,8 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
-path:
-  description: The key-set directory.
+directory:
+  description: The key-set directory (O(path)).
   returned: always
   type: str
   sample: /etc/gateway/keys

@@ -212,7 +212,7 @@ def _write_key(tmp_path, name, alg='RS256'):
 def test_keyset_rotation(tmp_path):
     a, kid_a = _write_key(tmp_path, 'a.pem')
     b, kid_b = _write_key(tmp_path, 'b.pem', 'ES256')
-    assert _keyset(tmp_path, key=a, role='active').active == kid_a
+    assert _keyset(tmp_path, key=a, role='active').after['active'] == kid_a
     assert not _keyset(tmp_path, key=a, role='active').changed
     plan = _keyset(tmp_path, key=b, role='next', now=1010)
     assert plan.result()['published'] == [kid_a, kid_b]

@@ -340,18 +340,25 @@ async def logout(request):
 async def report(request):
     gw: Gateway = request.app.state.gw
     ip, rid = request.state.ip, request.state.request_id
-    token = bearer_token(request)
+    # the token is checked locally first so that one Redis round trip counts both the IP and the user;
+    # a request with a bad token still counts against its IP before it is refused
+    claims, problem = None, None
     try:
-        claims = gw.verify(token, "access")
-    except InvalidToken as exc:
-        raise ApiError(401, f"Invalid access token: {exc}",
-                       {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
+        claims = gw.verify(bearer_token(request), "access")
+    except (InvalidToken, ApiError) as exc:
+        problem = exc
+    limits = [gw.store.global_limit(ip)]
+    if claims:
+        limits.append(gw.store.user_limit(claims["sub"]))
+    replies = await gw.redis(lambda p: gw.store.add_limits(p, limits))
+    gw.enforce(gw.store.limit_results(limits, replies), request, claims.get("username") if claims else None)
+    if isinstance(problem, ApiError):
+        raise problem
+    if problem is not None:
+        raise ApiError(401, f"Invalid access token: {problem}", {"WWW-Authenticate": 'Bearer error="invalid_token"'})
     report_id = request.path_params["id"]
     if not REPORT_ID_RE.fullmatch(report_id):
         raise ApiError(400, "Invalid report id")
-    limits = [gw.store.global_limit(ip), gw.store.user_limit(claims["sub"])]
-    replies = await gw.redis(lambda p: gw.store.add_limits(p, limits))
-    gw.enforce(gw.store.limit_results(limits, replies), request, claims.get("username"))
     headers = {"X-Request-Id": rid, "X-User-Id": claims["sub"], "X-Forwarded-For": ip}
     try:
         result = await gw.upstream.get("/reports/" + report_id, request.url.query, headers)

@@ -85,11 +85,14 @@ class KeyScan:
         return sorted(out)
 
 
-def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_size=DEFAULT_SAMPLE_SIZE):
+def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_size=DEFAULT_SAMPLE_SIZE,
+              accept=None):
     """SCAN every primary for keys matching any of ``patterns``; no writes.
 
     ``limit``: stop once more than ``limit`` keys matched (``truncated`` is then set);
     the caller refuses to act on a truncated scan, so the cap costs no full pass.
+    ``accept``: optional predicate on each key; keys it rejects are not matched (lets a caller
+    cover several templates with one broader pattern, i.e. one pass instead of one per template).
     """
     if isinstance(patterns, str):
         patterns = [patterns]
@@ -109,6 +112,8 @@ def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_siz
                 while True:
                     cursor, keys = node.scan(cursor=cursor, match=pattern, count=count)
                     result.scan_calls += 1
+                    if accept is not None:
+                        keys = [key for key in keys if accept(key)]
                     if seen is None:
                         found.extend(keys)
                     else:

@@ -128,6 +128,7 @@ class Gateway:
 
     def client(self, ip=None, **kwargs):
         headers = {"X-Forwarded-For": ip} if ip else {}
+        headers.update(kwargs.pop("headers", {}))
         return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 10.0), headers=headers, **kwargs)
 
     def login(self, username="alice", password=PASSWORD, ip=None):

@@ -101,15 +101,23 @@ def test_sigterm_drains_in_flight_requests(gateway_factory, workers):
     # wait until both workers are up so requests land on each of them
     wait_for(lambda: len({r["pid"] for r in gw.log_records() if r["msg"] == "Gateway worker started"}) == workers)
 
-    def slow(i):
-        with httpx.Client(base_url=gw.url, timeout=30) as client:
-            return client.get(f"/reports/slow{i}?delay_ms=1500", headers=headers).status_code
+    # connections are opened (and used once) up front, so the slow requests go out at once
+    clients = [httpx.Client(base_url=gw.url, timeout=30) for _ in range(16)]
+    for client in clients:
+        assert client.get("/healthz").status_code == 200
 
-    with ThreadPoolExecutor(16) as pool:
-        futures = [pool.submit(slow, i) for i in range(16)]
-        time.sleep(0.6)  # all sent, none answered yet
-        gw.signal(signal.SIGTERM)
-        statuses = [f.result() for f in futures]
+    def slow(i):
+        return clients[i].get(f"/reports/slow{i}?delay_ms=1500", headers=headers).status_code
+
+    try:
+        with ThreadPoolExecutor(16) as pool:
+            futures = [pool.submit(slow, i) for i in range(16)]
+            time.sleep(0.7)  # all in flight (the upstream answers after 1.5 s)
+            gw.signal(signal.SIGTERM)
+            statuses = [f.result() for f in futures]
+    finally:
+        for client in clients:
+            client.close()
     assert statuses == [200] * 16
     assert gw.proc.wait(30) == 0
     with pytest.raises(httpx.ConnectError):

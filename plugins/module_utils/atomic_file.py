@@ -154,7 +154,7 @@ def check_writable_dir(path):
             "Directory %s does not exist (or is not a directory): create it first." % directory)
     if not os.access(directory, os.W_OK | os.X_OK):
         raise AtomicFileError(
-            "Directory %s is not writable by this user: fix its permissions or use become." % directory)
+            "Directory %s is not writable by this user (permissions, read-only mount or immutable flag): fix it or use become." % directory)
 
 
 def backup_name(path):

@@ -140,9 +140,11 @@ class RedisServer:
     def config_path(self):
         return os.path.join(self.dir, "redis.conf")
 
-    def start(self, timeout=15.0):
-        with open(self.config_path, "w") as handle:
-            handle.write("\n".join(self.config_lines()) + "\n")
+    def start(self, timeout=15.0, write_config=True):
+        """Start; ``write_config=False`` keeps redis.conf as it is (edited by the code under test)."""
+        if write_config or not os.path.exists(self.config_path):
+            with open(self.config_path, "w") as handle:
+                handle.write("\n".join(self.config_lines()) + "\n")
         self.process = subprocess.Popen(
             [REDIS_SERVER, self.config_path],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

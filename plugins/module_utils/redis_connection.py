@@ -37,9 +37,16 @@ MISSING_REDIS_MSG = (
 ENCODING_ERRORS = "surrogateescape"
 
 
-def redis_connection_argument_spec():
-    """Connection options shared by every module (see the redis_connection doc fragment)."""
-    return dict(
+ACL_USER_OPTION = "username"
+
+
+def redis_connection_argument_spec(acl_user_option=ACL_USER_OPTION):
+    """Connection options shared by every module (see the redis_connection doc fragment).
+
+    ``acl_user_option`` renames the ACL user option for a module whose own ``username`` means
+    something else (gateway_lockout: the gateway user to unlock); pass the same to ``connect``.
+    """
+    spec = dict(
         host=dict(type="str", default="localhost"),
         port=dict(type="int", default=6379),
         url=dict(type="str"),
@@ -56,6 +63,9 @@ def redis_connection_argument_spec():
         sentinel_master=dict(type="str", default="mymaster"),
         socket_timeout=dict(type="float", default=10.0),
     )
+    if acl_user_option != ACL_USER_OPTION:
+        spec[acl_user_option] = spec.pop(ACL_USER_OPTION)
+    return spec
 
 
 class RedisOpsError(Exception):
@@ -197,12 +207,15 @@ def open_target(params):
     return RedisTarget(client, mode, description).check_ready()
 
 
-def connect(module):
+def connect(module, acl_user_option=ACL_USER_OPTION):
     """Open the connection for a module, or fail_json with one line."""
     if not HAS_REDIS:
         module.fail_json(msg=MISSING_REDIS_MSG, exception=REDIS_IMPORT_ERROR)
+    params = module.params
+    if acl_user_option != ACL_USER_OPTION:
+        params = dict(params, username=params.get(acl_user_option))
     try:
-        return open_target(module.params)
+        return open_target(params)
     except RedisOpsError as exc:
         module.fail_json(msg=str(exc))
 

@@ -37,7 +37,7 @@ DEFAULT_SAMPLE_SIZE = 20
 def scan_engine_argument_spec():
     """Options every key-deleting module offers (see the key_scan doc fragment)."""
     return dict(
-        max_keys=dict(type="int", default=100000),
+        max_keys=dict(type="int", default=100000, no_log=False),
         scan_count=dict(type="int", default=DEFAULT_SCAN_COUNT),
         batch_size=dict(type="int", default=DEFAULT_BATCH_SIZE),
         sample_size=dict(type="int", default=DEFAULT_SAMPLE_SIZE),
@@ -72,8 +72,7 @@ class KeyScan:
     @property
     def keys(self):
         for _node, keys in self.by_node:
-            for key in keys:
-                yield key
+            yield from keys
 
     def sample(self, size=None):
         size = self.sample_size if size is None else size

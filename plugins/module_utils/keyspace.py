@@ -37,7 +37,7 @@ class KeyspaceError(ValueError):
 
 
 def keyspace_argument_spec():
-    return dict(keyspace=dict(type="dict", default={}))
+    return dict(keyspace=dict(type="dict", default={}, no_log=False))
 
 
 def glob_escape(value):

@@ -164,6 +164,7 @@ class UnlockPlan(Plan):
         size = self.request.params.get("sample_size")
         return dict(username=self.request.username, ip=self.request.ip, matched=self.found.matched,
                     deleted=self.deleted, lockouts=sample(self.lockouts, size), failures=sample(self.failures, size),
+                    sample=self.found.sample(),
                     remaining=self.remaining, verified=self.verified, elapsed=round(self.elapsed, 3))
 
     def diff(self):
@@ -203,6 +204,7 @@ class LockPlan(Plan):
     def result(self):
         ttl = self.request.ttl if self.changed else ttl_or_none(self.ttl_before)
         return dict(username=self.request.username, ip=self.request.ip, key=printable(self.key), ttl=ttl,
+                    sample=[printable(self.key)] if self.changed else [],
                     verified=self.verified, elapsed=round(self.elapsed, 3))
 
     def diff(self):
@@ -227,5 +229,6 @@ def lockout_info(request, target):
         elif entry == LOGINFAIL:
             item["count"] = as_int(value)
             failures.append(item)
-    return dict(lockouts=lockouts, failures=failures, locked=bool(lockouts), scanned=found.scanned,
+    return dict(lockouts=lockouts, failures=failures, locked=bool(lockouts), sample=found.sample(),
+                scanned=found.scanned,
                 elapsed=round(time.monotonic() - started, 3))

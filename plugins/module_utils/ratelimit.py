@@ -251,6 +251,7 @@ def ratelimit_info(request, target, top=0, limit=100):
         matched=len(counters),
         totals=totals,
         top=ranked[:top] if top else [],
+        sample=found.sample(),
         scanned=found.scanned,
         elapsed=round(time.monotonic() - started, 3),
         scope=request.scope,

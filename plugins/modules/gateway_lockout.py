@@ -16,13 +16,13 @@ description:
   - Removes the login lockouts of O(username) (runbook "Unlock Account"), from every client IP or from one O(ip),
     together with the user's failed-login counters (C(loginfail:{username}:{ip})), so a stale counter cannot
     re-lock the user on the next typo.
-  - Verifies its own result, like the runbook's C(redis-cli exists ... # Expected 0) - after unlocking it looks again
-    and fails if any lockout key of the user remains. RV(verified) says so.
+  - "Verifies its own result, like the runbook's C(redis-cli exists ...) (expected: 0) - after unlocking it looks
+    again and fails if any lockout key of the user remains. RV(verified) says so."
   - With O(state=present), locks O(username) from O(ip) for O(ttl) seconds.
   - O(username) is always a literal. It is glob-escaped in C(SCAN) patterns and every key found is parsed back and
     compared with it, so unlocking V(al*ce) or V(*) acts on that literal name only, never on V(alice).
 author:
-  - apigw.ops maintainers
+  - apigw.ops maintainers (@apigw-ops)
 extends_documentation_fragment:
   - apigw.ops.redis_connection
   - apigw.ops.keyspace
@@ -127,6 +127,12 @@ failures:
   type: list
   elements: str
   sample: ["loginfail:alice:192.168.1.100"]
+sample:
+  description: Up to O(sample_size) of the keys deleted or written (or to delete / write), sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: ["lockout:alice:192.168.1.100", "loginfail:alice:192.168.1.100"]
 remaining:
   description: Lockout keys of the user found after the delete (always 0 on success).
   returned: when O(state=absent)

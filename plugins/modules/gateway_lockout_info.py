@@ -18,7 +18,7 @@ description:
     C(redis-cli keys "lockout:*username*") without C(KEYS).
   - Keys are found with C(SCAN) on every primary. Nothing is ever written.
 author:
-  - apigw.ops maintainers
+  - apigw.ops maintainers (@apigw-ops)
 extends_documentation_fragment:
   - apigw.ops.redis_connection
   - apigw.ops.keyspace
@@ -107,6 +107,12 @@ failures:
   type: list
   elements: dict
   sample: [{key: "loginfail:alice:10.0.0.2", username: alice, ip: 10.0.0.2, ttl: 300, count: 3}]
+sample:
+  description: Up to O(sample_size) of the keys found, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: ["lockout:alice:10.0.0.1"]
 scanned:
   description: Keys in the databases scanned (or exact keys looked up).
   returned: always

@@ -21,7 +21,7 @@ description:
     everywhere, so a subject of V(10.0.0.*) never matches V(10.0.0.1).
   - The keys are planned read-only first; the plan is then applied. Check mode runs the same plan and writes nothing.
 author:
-  - apigw.ops maintainers
+  - apigw.ops maintainers (@apigw-ops)
 extends_documentation_fragment:
   - apigw.ops.redis_connection
   - apigw.ops.keyspace

@@ -19,7 +19,7 @@ description:
   - Keys are found with C(SCAN) on every primary (never C(KEYS)); values and TTLs are read with pipelined
     C(GET)/C(TTL) on the node that holds each key. Nothing is ever written.
 author:
-  - apigw.ops maintainers
+  - apigw.ops maintainers (@apigw-ops)
 extends_documentation_fragment:
   - apigw.ops.redis_connection
   - apigw.ops.keyspace
@@ -126,6 +126,12 @@ top:
   type: list
   elements: dict
   sample: [{subject: 10.0.0.1, count: 125, scopes: {global: 120, auth: 5}}]
+sample:
+  description: Up to O(sample_size) of the keys found, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: ["ratelimit:global:10.0.0.1"]
 scanned:
   description: Keys in the databases scanned (or exact keys looked up when O(subject) is given).
   returned: always

@@ -23,7 +23,7 @@ description:
     cluster), instead of one C(redis-cli setex) per token. The result is read back and verified.
   - With O(state=absent) and O(allow_unrevoke=true), removes revocations so the tokens work again.
 author:
-  - apigw.ops maintainers
+  - apigw.ops maintainers (@apigw-ops)
 extends_documentation_fragment:
   - apigw.ops.redis_connection
   - apigw.ops.keyspace

@@ -16,7 +16,7 @@ description:
   - Reads the hash C(token:user:<user_id>) (jti -> exp) and, for each token (or each O(jti) given), whether
     C(token:blacklist:<jti>) exists and its TTL. Two pipelined round trips; nothing is ever written.
 author:
-  - apigw.ops maintainers
+  - apigw.ops maintainers (@apigw-ops)
 extends_documentation_fragment:
   - apigw.ops.redis_connection
   - apigw.ops.keyspace

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,8 @@ from tests.gateway import GATEWAY_SRC
 from tests.harness.redis_servers import free_port, start_standalone
 
 PASSWORD = "correct horse battery staple"
+# httpx builds a TLS context per client (~0.1 s); one shared context keeps the many short clients cheap
+SSL_CONTEXT = ssl.create_default_context()
 # cheap argon2id cost so the suite stays fast; the KDF itself is what is under test, not its cost
 TEST_COST = {"time_cost": 1, "memory_cost": 1024, "parallelism": 1}
 
@@ -30,6 +33,15 @@ def child_env(extra=None):
     return env
 
 
+def http_get(url, **kwargs):
+    """One request on a new connection."""
+    return httpx.get(url, verify=SSL_CONTEXT, timeout=kwargs.pop("timeout", 5.0), **kwargs)
+
+
+def new_client(base_url, **kwargs):
+    return httpx.Client(base_url=base_url, verify=SSL_CONTEXT, timeout=kwargs.pop("timeout", 10.0), **kwargs)
+
+
 def wait_http(url, timeout=20.0, proc=None, log=None):
     deadline = time.monotonic() + timeout
     last = None
@@ -37,7 +49,7 @@ def wait_http(url, timeout=20.0, proc=None, log=None):
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode}: {_tail(log)}")
         try:
-            response = httpx.get(url, timeout=1.0)
+            response = http_get(url, timeout=1.0)
             if response.status_code == 200:
                 return
             last = response.status_code
@@ -129,7 +141,7 @@ class Gateway:
     def client(self, ip=None, **kwargs):
         headers = {"X-Forwarded-For": ip} if ip else {}
         headers.update(kwargs.pop("headers", {}))
-        return httpx.Client(base_url=self.url, timeout=kwargs.pop("timeout", 10.0), headers=headers, **kwargs)
+        return new_client(self.url, headers=headers, **kwargs)
 
     def login(self, username="alice", password=PASSWORD, ip=None):
         with self.client(ip) as client:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness.redis_servers import free_port, start_standalone
 
-from .conftest import PASSWORD, wait_for
+from .conftest import PASSWORD, http_get, new_client, wait_for
 
 GENEROUS = {"RATE_LIMIT_GLOBAL_MAX": 100000, "RATE_LIMIT_USER_MAX": 100000, "RATE_LIMIT_AUTH_MAX": 100000}
 
@@ -102,7 +102,7 @@ def test_sigterm_drains_in_flight_requests(gateway_factory, workers):
     wait_for(lambda: len({r["pid"] for r in gw.log_records() if r["msg"] == "Gateway worker started"}) == workers)
 
     # connections are opened (and used once) up front, so the slow requests go out at once
-    clients = [httpx.Client(base_url=gw.url, timeout=30) for _ in range(16)]
+    clients = [new_client(gw.url, timeout=30) for _ in range(16)]
     for client in clients:
         assert client.get("/healthz").status_code == 200
 
@@ -121,15 +121,15 @@ def test_sigterm_drains_in_flight_requests(gateway_factory, workers):
     assert statuses == [200] * 16
     assert gw.proc.wait(30) == 0
     with pytest.raises(httpx.ConnectError):
-        httpx.get(gw.url + "/healthz", timeout=2)
+        http_get(gw.url + "/healthz")
 
 
 def test_shutdown_delay_reports_draining(gateway_factory):
     gw = gateway_factory({**GENEROUS, "SHUTDOWN_DELAY_MS": 1500})
     gw.signal(signal.SIGTERM)
-    ready = wait_for(lambda: (r := httpx.get(gw.url + "/readyz", timeout=2)).status_code == 503 and r)
+    ready = wait_for(lambda: (r := http_get(gw.url + "/readyz")).status_code == 503 and r)
     assert ready.json()["status"] == "draining"
-    assert httpx.get(gw.url + "/healthz", timeout=2).status_code == 200
+    assert http_get(gw.url + "/healthz").status_code == 200
     assert gw.proc.wait(30) == 0
 
 
@@ -162,12 +162,12 @@ def test_workers_share_metrics_and_are_restarted(gateway_factory):
     gw = gateway_factory(GENEROUS, workers=2)
     wait_for(lambda: len({r["pid"] for r in gw.log_records() if r["msg"] == "Gateway worker started"}) == 2)
     for _ in range(60):
-        assert httpx.get(gw.url + "/healthz", timeout=5).status_code == 200  # a new connection each time
+        assert http_get(gw.url + "/healthz").status_code == 200  # a new connection each time
     served_by = {r["pid"] for r in gw.log_records() if r["msg"] == "Incoming request"}
     assert len(served_by) == 2
 
     def healthz_total():
-        text = httpx.get(gw.url + "/metrics", timeout=5).text
+        text = http_get(gw.url + "/metrics").text
         return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
                    if s.name == "http_requests_total" and s.labels["route"] == "/healthz")
 
@@ -178,6 +178,6 @@ def test_workers_share_metrics_and_are_restarted(gateway_factory):
     wait_for(lambda: len({r["pid"] for r in gw.log_records() if r["msg"] == "Gateway worker started"}) == 3,
              timeout=15, message="replacement worker")
     for _ in range(20):
-        assert httpx.get(gw.url + "/healthz", timeout=5).status_code == 200
+        assert http_get(gw.url + "/healthz").status_code == 200
     assert healthz_total() >= 80  # the dead worker's counts are kept
     assert gw.stop() == 0

@@ -27,13 +27,15 @@ options:
         V(rediss://10.0.0.5:6380/0) (TLS) or V(unix:///run/redis/redis.sock?db=0).
       - Credentials in the URL are never shown in messages; prefer O(password) with C(no_log) anyway.
     type: str
-  username:
+  redis_username:
     description:
       - ACL user name (Redis 6+). Leave unset to authenticate as the default user with O(password) only.
+      - Named C(redis_username) in every module of the collection because C(username) means the
+        gateway's user (for example the account M(apigw.ops.gateway_lockout) unlocks).
     type: str
   password:
     description:
-      - Password of the default user, or of O(username).
+      - Password of the default user, or of O(redis_username).
     type: str
   db:
     description:

@@ -37,20 +37,21 @@ MISSING_REDIS_MSG = (
 ENCODING_ERRORS = "surrogateescape"
 
 
-ACL_USER_OPTION = "username"
+ACL_USER_OPTION = "redis_username"
 
 
 def redis_connection_argument_spec(acl_user_option=ACL_USER_OPTION):
     """Connection options shared by every module (see the redis_connection doc fragment).
 
-    ``acl_user_option`` renames the ACL user option for a module whose own ``username`` means
-    something else (gateway_lockout: the gateway user to unlock); pass the same to ``connect``.
+    The Redis ACL user is ``redis_username`` (not ``username``) in every module, because
+    ``username`` is the gateway's user in the runbook's words (gateway_lockout) and one
+    ``module_defaults`` block must mean the same thing to every module of the group.
     """
     spec = dict(
         host=dict(type="str", default="localhost"),
         port=dict(type="int", default=6379),
         url=dict(type="str"),
-        username=dict(type="str"),
+        redis_username=dict(type="str"),
         password=dict(type="str", no_log=True),
         db=dict(type="int", default=0),
         tls=dict(type="bool", default=False),
@@ -90,7 +91,7 @@ def _split_hostport(text, default_port):
 def client_kwargs(params):
     """redis-py keyword arguments built from module parameters (no url)."""
     kwargs = dict(
-        username=params.get("username") or None,
+        username=params.get("redis_username") or None,
         password=params.get("password") or None,
         socket_timeout=params.get("socket_timeout"),
         socket_connect_timeout=params.get("socket_timeout"),
@@ -213,7 +214,7 @@ def connect(module, acl_user_option=ACL_USER_OPTION):
         module.fail_json(msg=MISSING_REDIS_MSG, exception=REDIS_IMPORT_ERROR)
     params = module.params
     if acl_user_option != ACL_USER_OPTION:
-        params = dict(params, username=params.get(acl_user_option))
+        params = dict(params, redis_username=params.get(acl_user_option))
     try:
         return open_target(params)
     except RedisOpsError as exc:
@@ -231,10 +232,10 @@ def describe_error(exc, target):
     lowered = text.lower()
     if "noauth" in lowered or "authentication required" in lowered \
             or "hello must be called with the client already authenticated" in lowered:
-        return "Redis at %s requires a password (NOAUTH). Set password (and username for an ACL user)." % target
+        return "Redis at %s requires a password (NOAUTH). Set password (and redis_username for an ACL user)." % target
     if isinstance(exc, redis_exceptions.AuthenticationError) or "wrongpass" in lowered \
             or "invalid username-password" in lowered or "invalid password" in lowered:
-        return ("Authentication to Redis at %s failed (%s). Check username/password "
+        return ("Authentication to Redis at %s failed (%s). Check redis_username/password "
                 "(an ACL user needs both)." % (target, text))
     if "noperm" in lowered:
         return "The Redis user has no permission for this command at %s (%s). Grant it in the ACL." % (target, text)
@@ -347,7 +348,7 @@ def open_raw_connection(params, host=None, port=None):
     TLS settings and AUTH already done.  Raises RedisOpsError with one line."""
     if not HAS_REDIS:
         raise RedisOpsError(MISSING_REDIS_MSG)
-    username, password, tls, unix_path = params.get("username"), params.get("password"), params.get("tls"), None
+    username, password, tls, unix_path = params.get("redis_username"), params.get("password"), params.get("tls"), None
     if params.get("url") and host is None:
         parsed = redis_parse_url(params["url"])
         host, port, unix_path = parsed.get("host"), parsed.get("port"), parsed.get("path")

@@ -245,7 +245,7 @@ class RedisServer:
         """Connection details as module options (what an Ansible task would pass)."""
         info = {"host": self.host, "port": self.port}
         if self.acl_user:
-            info["username"], info["password"] = self.acl_user
+            info["redis_username"], info["password"] = self.acl_user
         elif self.password:
             info["password"] = self.password
         if self.tls:

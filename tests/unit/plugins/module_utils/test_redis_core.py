@@ -71,7 +71,7 @@ def test_wrong_password(redis_password, redis_acl):
     with pytest.raises(RedisOpsError, match="requires a password"):
         open_target(params(host="127.0.0.1", port=redis_password.primary.port))
     with pytest.raises(RedisOpsError, match="^Authentication to Redis"):
-        open_target(params(host="127.0.0.1", port=redis_acl.primary.port, username="apigw-ops", password="nope"))
+        open_target(params(host="127.0.0.1", port=redis_acl.primary.port, redis_username="apigw-ops", password="nope"))
 
 
 def test_tls_mismatch(redis_tls):

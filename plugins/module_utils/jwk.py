@@ -868,7 +868,7 @@ class KeySetPlan(object):
 
     def result(self):
         return {'directory': self.dir, 'kid': self.kid, 'active': self.after['active'],
-                'keys': self.after['keys'], 'jwks': self.jwks, 'published': published(self.after),
+                'keyset': self.after, 'jwks': self.jwks, 'published': published(self.after),
                 'retired': self.retired, 'actions': self.actions, 'now': self.now}
 
 

@@ -174,17 +174,27 @@ active:
   description: kid of the active (signing) key after the run, V(null) if there is none.
   returned: always
   type: str
-keys:
-  description: The C(keys) map of C(keyset.json) after the run (file names, no key material).
+keyset:
+  description:
+    - The C(keyset.json) document after the run (kids, statuses, C(not_after), file names; no key material).
+    - In Jinja use C(result.keyset['keys']), not C(result.keyset.keys), which is the dict method.
   returned: always
   type: dict
   sample:
-    NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs:
-      alg: RS256
-      status: verify
-      not_after: 1767225600
-      private_key: NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs.pem
-      public_key: NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs.pub.pem
+    active: 6Xq1vQ0hV3o1nqj1xg2mZBq8Vv9l8m9gRkR0y1c2d3E
+    keys:
+      NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs:
+        alg: RS256
+        status: verify
+        not_after: 1767225600
+        private_key: NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs.pem
+        public_key: NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs.pub.pem
+      6Xq1vQ0hV3o1nqj1xg2mZBq8Vv9l8m9gRkR0y1c2d3E:
+        alg: RS256
+        status: active
+        not_after: null
+        private_key: 6Xq1vQ0hV3o1nqj1xg2mZBq8Vv9l8m9gRkR0y1c2d3E.pem
+        public_key: 6Xq1vQ0hV3o1nqj1xg2mZBq8Vv9l8m9gRkR0y1c2d3E.pub.pem
 jwks:
   description: The JWKS document, exactly as in C(jwks.json) after the run (public keys only).
   returned: always

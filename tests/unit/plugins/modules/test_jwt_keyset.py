@@ -54,7 +54,7 @@ def test_four_ways_and_rotation(tmp_path, capsys):
         assert json.loads(open(os.path.join(ks, 'jwks.json')).read()) == apply2['jwks']
         assert apply2['jwks']['keys']
     assert apply2['active'] == kid_b and apply2['published'] == [kid_b]
-    assert apply2['keys'][kid_a]['status'] == 'retired' and apply2['keys'][kid_a]['not_after'] == 300 + 608400
+    assert apply2['keyset']['keys'][kid_a]['status'] == 'retired' and apply2['keyset']['keys'][kid_a]['not_after'] == 300 + 608400
     assert apply1['diff']['before']['keys'][kid_a]['status'] == 'verify'
     assert apply1['diff']['after']['keys'][kid_a]['status'] == 'retired'
 

@@ -425,7 +425,7 @@ class CreatePlan:
         return self.create or bool(self.prune and self.prune.delete)
 
     def _mode_owner(self):
-        mode = atomic_file.parse_mode(self.params.get("mode"), 0o600)
+        mode = atomic_file.parse_mode(self.params.get("file_mode"), 0o600)
         return mode, atomic_file.resolve_owner(self.params.get("owner")), \
             atomic_file.resolve_group(self.params.get("group"))
 
@@ -752,7 +752,7 @@ class RestorePlan:
         directory = os.path.dirname(os.path.abspath(self.dump_path))
         ref = os.stat(self.dump_path) if os.path.exists(self.dump_path) else None
         dir_info = os.stat(directory)
-        mode = atomic_file.parse_mode(params.get("mode"), (ref.st_mode & 0o7777) if ref else 0o640)
+        mode = atomic_file.parse_mode(params.get("file_mode"), (ref.st_mode & 0o7777) if ref else 0o640)
         uid = atomic_file.resolve_owner(params.get("owner"))
         gid = atomic_file.resolve_group(params.get("group"))
         if uid == -1:

@@ -115,7 +115,7 @@ options:
       - Seconds to wait for a C(BGSAVE) or, with O(state=aof_enabled), the AOF rewrite.
     type: int
     default: 3600
-  mode:
+  file_mode:
     description:
       - File mode of the files written - backups and manifests (default V('0600')) or, with
         O(state=restored), the dump file (default - that of the current dump, else V('0640')).
@@ -337,7 +337,7 @@ def argument_spec():
         check_rdb=dict(type="str", default="auto", choices=["auto", "always", "never"]),
         check_rdb_path=dict(type="path"),
         timeout=dict(type="int", default=3600),
-        mode=dict(type="raw"),
+        file_mode=dict(type="raw"),
         owner=dict(type="str"),
         group=dict(type="str"),
         backup=dict(type="str"),

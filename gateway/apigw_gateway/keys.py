@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import jwt
 from cryptography.hazmat.primitives import serialization
 
+VERIFIED_CACHE_SIZE = 10000
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
 DEFAULT_ALG = {"RSA": "RS256", "EC": {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512"}, "OKP": "EdDSA"}
@@ -74,6 +75,7 @@ class KeySet:
         self.jwks_document = jwks_document  # bytes, served as is
         self.warnings = warnings
         self.loaded_at = time.time()
+        self._verified = {}  # token -> ((type, iss, aud), claims)
 
     # -- load --------------------------------------------------------------
     @classmethod
@@ -131,6 +133,21 @@ class KeySet:
                           headers={"kid": self.active_kid, "typ": "JWT"})
 
     def verify(self, token, *, token_type, issuer, audience, leeway=0) -> dict:
+        # a token whose signature and claims were already checked by this key set is only re-checked
+        # for time; the cache belongs to the key set, so a reload (e.g. a retired key) empties it
+        cached = self._verified.get(token)
+        if cached is not None and cached[0] == (token_type, issuer, audience):
+            claims, now = cached[1], time.time()
+            if claims["nbf"] - leeway <= now < claims["exp"] + leeway:
+                return claims
+            self._verified.pop(token, None)
+        claims = self._verify(token, token_type, issuer, audience, leeway)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = ((token_type, issuer, audience), claims)
+        return claims
+
+    def _verify(self, token, token_type, issuer, audience, leeway):
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:

@@ -12,11 +12,11 @@ name: jwks
 short_description: Build a JWKS document from PEM keys
 version_added: 0.1.0
 description:
-  - Returns the JWKS (C({"keys": [...]})) for a list of PEM keys, as the gateway publishes it - public members only,
-    C(kid) = RFC 7638 thumbprint, C(alg), C(use=sig).
-  - Private keys are accepted (only their public part is used); encrypted ones are not.
+  - "Returns the JWKS document C({\"keys\": [...]}) for one PEM key or a list of PEM keys, as the gateway publishes it:
+    public members only, C(kid) = RFC 7638 thumbprint, C(alg) and C(use=sig)."
+  - Private keys are accepted (only their public part is used); encrypted ones are not. Duplicate keys are listed once.
+  - "One key's JWK is C((pem | apigw.ops.jwks)['keys'][0]) and its kid C((pem | apigw.ops.jwks)['keys'][0].kid)."
   - Needs the C(cryptography) Python library on the controller.
-  - The same file also provides the filters C(apigw.ops.jwk) (one public JWK) and C(apigw.ops.jwk_thumbprint) (its kid).
 options:
   _input:
     description: A PEM string, or a list of PEM strings (public or unencrypted private keys).
@@ -24,15 +24,18 @@ options:
     required: true
   alg:
     description:
-      - JWS algorithm of the keys, one string for all or a list matching the input.
-      - Defaults per key to V(RS256) (RSA), V(ES256)/V(ES384)/V(ES512) (EC by curve), V(EdDSA) (Ed25519).
+      - JWS algorithm of the keys, one string for all or a list with one entry per input key.
+      - Defaults per key to V(RS256) (RSA), V(ES256)/V(ES384)/V(ES512) (EC, by curve), V(EdDSA) (Ed25519).
+      - An alg that does not fit the key type is an error.
     type: raw
+seealso:
+  - module: apigw.ops.jwt_keyset
 author:
-  - apigw.ops maintainers
+  - apigw.ops maintainers (@apigw)
 '''
 
 EXAMPLES = r'''
-- name: Publish the JWKS of two public keys
+- name: Publish the JWKS of the new and the old public key
   ansible.builtin.copy:
     content: "{{ [lookup('file', 'new.pub.pem'), lookup('file', 'old.pub.pem')] | apigw.ops.jwks | to_nice_json }}"
     dest: /var/www/.well-known/jwks.json
@@ -40,16 +43,16 @@ EXAMPLES = r'''
 
 - name: kid of a key
   ansible.builtin.debug:
-    msg: "{{ lookup('file', 'new.pub.pem') | apigw.ops.jwk_thumbprint }}"
+    msg: "{{ (lookup('file', 'new.pub.pem') | apigw.ops.jwks)['keys'][0].kid }}"
 
-- name: One public JWK with PS256
+- name: JWKS of an RSA key meant for PS256
   ansible.builtin.debug:
-    msg: "{{ lookup('file', 'new.pub.pem') | apigw.ops.jwk(alg='PS256') }}"
+    msg: "{{ lookup('file', 'new.pub.pem') | apigw.ops.jwks(alg='PS256') }}"
 '''
 
 RETURN = r'''
 _value:
-  description: The JWKS document.
+  description: The JWKS document, a dict with one item C(keys), the list of public JWKs (C(kty), C(kid), C(alg), C(use), public members).
   type: dict
 '''
 
@@ -65,7 +68,6 @@ from ansible_collections.apigw.ops.plugins.module_utils.jwk import (
     describe,
     load_public_any,
     public_jwk,
-    thumbprint,
 )
 
 
@@ -89,16 +91,6 @@ def _jwk(pem, alg, what):
     return public_jwk(key, alg)
 
 
-def jwk(pem, alg=None):
-    """Public JWK (kid, alg, use=sig) of one PEM key."""
-    return _jwk(pem, alg, 'jwk input')
-
-
-def jwk_thumbprint(pem):
-    """RFC 7638 thumbprint (the kid) of one PEM key."""
-    return thumbprint(_key(pem, 'jwk_thumbprint input'))
-
-
 def jwks(pems, alg=None):
     """JWKS document of one or more PEM keys."""
     if isinstance(pems, (string_types, bytes)):
@@ -120,7 +112,7 @@ def jwks(pems, alg=None):
 
 
 class FilterModule(object):
-    """apigw.ops JWK filters."""
+    """apigw.ops.jwks filter."""
 
     def filters(self):
-        return {'jwks': jwks, 'jwk': jwk, 'jwk_thumbprint': jwk_thumbprint}
+        return {'jwks': jwks}

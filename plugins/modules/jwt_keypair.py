@@ -22,7 +22,7 @@ description:
     A new key means a new C(kid) and, once it signs, tokens signed by the old key stop verifying unless the old key
     stays published - rotate with M(apigw.ops.jwt_keyset) rather than regenerating a key in place.
 author:
-  - apigw.ops maintainers
+  - apigw.ops maintainers (@apigw)
 extends_documentation_fragment:
   - apigw.ops.key_files
 attributes:
@@ -107,7 +107,7 @@ options:
     default: false
   return_content:
     description:
-      - Also return the private key PEM in RV(private_key). Use C(no_log: true) on the task.
+      - "Also return the private key PEM in RV(private_key). Use C(no_log: true) on the task."
     type: bool
     default: false
   mode:

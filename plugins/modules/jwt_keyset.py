@@ -29,7 +29,7 @@ description:
     files are deleted. Nothing is written when nothing changes. The gateway reloads the key set on SIGHUP.
   - The C(kid) of every key is its RFC 7638 JWK thumbprint.
 author:
-  - apigw.ops maintainers
+  - apigw.ops maintainers (@apigw)
 extends_documentation_fragment:
   - apigw.ops.key_files
 attributes:

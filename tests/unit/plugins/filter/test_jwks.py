@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Unit tests of the apigw.ops.jwks / jwk / jwk_thumbprint filters."""
+"""Unit tests of the apigw.ops.jwks filter."""
 
 from __future__ import absolute_import, division, print_function
 
@@ -33,14 +33,13 @@ def test_jwks_from_public_and_private_pems():
 def test_single_pem_and_alg_override():
     _priv, pub, kid = _pems('RS256')
     assert FILTERS['jwks'](pub, alg='PS256')['keys'][0]['alg'] == 'PS256'
-    assert FILTERS['jwk'](pub)['kid'] == kid
-    assert FILTERS['jwk_thumbprint'](pub) == kid
+    assert FILTERS['jwks'](pub)['keys'][0]['kid'] == kid
 
 
 def test_errors_are_filter_errors():
     _priv, pub, _kid = _pems('ES256')
     with pytest.raises(AnsibleFilterError, match='alg RS256 needs an RSA key'):
-        FILTERS['jwk'](pub, alg='RS256')
+        FILTERS['jwks'](pub, alg='RS256')
     with pytest.raises(AnsibleFilterError, match='not a valid PEM'):
         FILTERS['jwks'](['garbage'])
     with pytest.raises(AnsibleFilterError, match='2 entries for 1 keys'):

@@ -32,12 +32,12 @@ def run(capsys, check_mode=False, diff=False, **args):
 
 def test_create_check_apply_check_apply(tmp_path, capsys):
     path = str(tmp_path / 'k.pem')
-    check1, _ = run(capsys, check_mode=True, path=path)
+    check1 = run(capsys, check_mode=True, path=path)[0]
     assert check1['changed'] and check1['kid'] is None and not os.path.exists(path)
-    apply1, _ = run(capsys, path=path)
+    apply1 = run(capsys, path=path)[0]
     assert apply1['changed'] and apply1['kid'] and apply1['alg'] == 'RS256' and apply1['size'] == 2048
-    check2, _ = run(capsys, check_mode=True, path=path)
-    apply2, _ = run(capsys, path=path)
+    check2 = run(capsys, check_mode=True, path=path)[0]
+    apply2 = run(capsys, path=path)[0]
     assert not check2['changed'] and not apply2['changed']
     assert apply1['kid'] == check2['kid'] == apply2['kid'] == apply2['jwk']['kid']
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -60,7 +60,7 @@ def test_passphrase_never_in_output_or_diff(tmp_path, capsys):
 def test_diff_shows_metadata_only(tmp_path, capsys):
     path = str(tmp_path / 'k.pem')
     run(capsys, path=path, alg='ES256')
-    res, _ = run(capsys, check_mode=True, diff=True, path=path, alg='ES384', regenerate='partial_idempotence')
+    res = run(capsys, check_mode=True, diff=True, path=path, alg='ES384', regenerate='partial_idempotence')[0]
     assert res['changed']
     assert res['diff']['before']['curve'] == 'P-256' and res['diff']['after']['curve'] == 'P-384'
     assert res['diff']['after']['kid'] == '(new key)'
@@ -72,7 +72,7 @@ def test_diff_shows_metadata_only(tmp_path, capsys):
     (dict(curve='P-192'), 'value of curve must be one of'),
 ])
 def test_bad_input_creates_nothing(tmp_path, capsys, args, text):
-    res, _ = run(capsys, path=str(tmp_path / 'k.pem'), **args)
+    res = run(capsys, path=str(tmp_path / 'k.pem'), **args)[0]
     assert res['failed'] and text in res['msg'] and '\n' not in res['msg']
     assert os.listdir(str(tmp_path)) == []
 
@@ -80,34 +80,34 @@ def test_bad_input_creates_nothing(tmp_path, capsys, args, text):
 def test_corrupted_and_mismatched_existing_key(tmp_path, capsys):
     path = tmp_path / 'k.pem'
     path.write_bytes(b'-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n')
-    res, _ = run(capsys, path=str(path))
+    res = run(capsys, path=str(path))[0]
     assert res['failed'] and 'corrupted' in res['msg']
-    res, _ = run(capsys, path=str(path), regenerate='partial_idempotence')
+    res = run(capsys, path=str(path), regenerate='partial_idempotence')[0]
     assert res['failed']
     assert path.read_bytes().startswith(b'-----BEGIN PRIVATE KEY-----\nAAAA')
-    res, _ = run(capsys, path=str(path), regenerate='full_idempotence', backup=True)
+    res = run(capsys, path=str(path), regenerate='full_idempotence', backup=True)[0]
     assert res['changed'] and open(res['backup_file'], 'rb').read().endswith(b'AAAA\n-----END PRIVATE KEY-----\n')
-    res, _ = run(capsys, path=str(path), type='Ed25519')
+    res = run(capsys, path=str(path), type='Ed25519')[0]
     assert res['failed'] and 'is RSA 2048 but Ed25519 was requested (regenerate=fail)' in res['msg']
-    res, _ = run(capsys, path=str(path), size=3072, regenerate='never')
+    res = run(capsys, path=str(path), size=3072, regenerate='never')[0]
     assert not res['changed'] and res['size'] == 2048
 
 
 def test_interrupted_write_leaves_old_key(tmp_path, capsys, monkeypatch):
     path = str(tmp_path / 'k.pem')
-    first, _ = run(capsys, path=path)
+    first = run(capsys, path=path)[0]
     before = open(path, 'rb').read()
 
     def boom(src, dst):
         raise OSError(5, 'Input/output error')
 
     monkeypatch.setattr(atomic_file.os, 'rename', boom)
-    res, _ = run(capsys, path=path, regenerate='always')
+    res = run(capsys, path=path, regenerate='always')[0]
     assert res['failed'] and res['msg'] == 'Cannot write %s: Input/output error; the previous file is unchanged.' % path
     assert open(path, 'rb').read() == before
     assert sorted(os.listdir(str(tmp_path))) == ['k.pem', 'k.pub.pem']
     monkeypatch.undo()
-    again, _ = run(capsys, path=path)
+    again = run(capsys, path=path)[0]
     assert not again['changed'] and again['kid'] == first['kid']
 
 
@@ -115,7 +115,7 @@ def test_mode_drift_is_repaired(tmp_path, capsys):
     path = str(tmp_path / 'k.pem')
     run(capsys, path=path)
     os.chmod(path, 0o644)
-    res, _ = run(capsys, check_mode=True, path=path)
+    res = run(capsys, check_mode=True, path=path)[0]
     assert res['changed'] and res['actions'] == ['set mode of %s' % path]
     run(capsys, path=path)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
@@ -132,5 +132,5 @@ def test_absent(tmp_path, capsys):
 
 def test_missing_cryptography_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(jwt_keypair, 'HAS_CRYPTOGRAPHY', False)
-    res, _ = run(capsys, path=str(tmp_path / 'k.pem'))
+    res = run(capsys, path=str(tmp_path / 'k.pem'))[0]
     assert res['failed'] and 'pip install cryptography' in res['msg'] and '\n' not in res['msg']

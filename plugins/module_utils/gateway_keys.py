@@ -90,9 +90,9 @@ def covering_scan(templates_by_entry, keyspace):
             common = common[:-1]
     if not common:
         return patterns, None
-    if simple:
-        prefixes = tuple(heads)
-        return [glob_escape(common) + "*"], lambda key: key.startswith(prefixes) and key not in prefixes
+    if simple:  # each template is <literal head>{field}: a key is one of ours if it starts with a head
+        return [glob_escape(common) + "*"], re.compile(
+            "(?:%s)." % "|".join(re.escape(head) for head in heads), re.DOTALL).match
     parsers = [keyspace.parser(entry) for entry in entries]
     return [glob_escape(common) + "*"], lambda key: any(p.match(key) for p in parsers)
 

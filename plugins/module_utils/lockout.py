@@ -193,8 +193,8 @@ class LockPlan(Plan):
             self.verified = bool(target.client.exists(to_wire(self.key)))
         self.elapsed += time.monotonic() - started
         if not self.verified:
-            raise RedisOpsError("Lock of %r not verified: %s does not exist after SET." % (self.request.username,
-                                                                                          printable(self.key)))
+            raise RedisOpsError("Lock of %r not verified: %s does not exist after SET."
+                                % (self.request.username, printable(self.key)))
 
     def _state(self, ttl):
         if ttl is None or ttl == -2:

@@ -40,12 +40,6 @@ attributes:
     description: Unlocking an unlocked user, or locking a user already locked (with a TTL), reports
       C(changed=false). An existing lock's TTL is not extended.
 options:
-  redis_username:
-    description:
-      - ACL user name to authenticate to Redis with (Redis 6+), with O(password).
-      - In this module O(username) is the gateway user, so the ACL user has this name instead. Do not put the ACL
-        user in C(module_defaults) as C(username) for plays that use this module; use O(redis_username) or O(url).
-    type: str
   username:
     description:
       - The user name, used literally (glob characters are not patterns).
@@ -180,7 +174,7 @@ def argument_spec():
         clear_failures=dict(type='bool', default=True),
     )
     spec.update(scan_engine_argument_spec(), **keyspace_argument_spec())
-    spec.update(redis_connection_argument_spec(acl_user_option='redis_username'))
+    spec.update(redis_connection_argument_spec())
     return spec
 
 
@@ -190,7 +184,7 @@ def main():
         request = LockoutRequest(keyspace_from_module(module), module.params)  # input checks, no I/O
     except ERRORS as exc:
         module.fail_json(msg=str(exc))
-    target = connect(module, acl_user_option='redis_username')  # here username is the gateway user
+    target = connect(module)
     try:
         plan = request.plan(target)  # read-only
         if plan.changed and not module.check_mode:

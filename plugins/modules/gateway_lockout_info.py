@@ -34,12 +34,6 @@ attributes:
     support: full
     description: Never changes anything.
 options:
-  redis_username:
-    description:
-      - ACL user name to authenticate to Redis with (Redis 6+), with O(password).
-      - In this module O(username) is the gateway user, so the ACL user has this name instead. Do not put the ACL
-        user in C(module_defaults) as C(username) for plays that use this module; use O(redis_username) or O(url).
-    type: str
   username:
     description:
       - A user name, used literally (V(al*ce) lists only the user named C(al*ce)).
@@ -141,7 +135,7 @@ def argument_spec():
         ip=dict(type='str'),
     )
     spec.update(scan_engine_argument_spec(), **keyspace_argument_spec())
-    spec.update(redis_connection_argument_spec(acl_user_option='redis_username'))
+    spec.update(redis_connection_argument_spec())
     return spec
 
 
@@ -152,7 +146,7 @@ def main():
         request = LockoutRequest(keyspace_from_module(module), module.params, info=True)
     except ERRORS as exc:
         module.fail_json(msg=str(exc))
-    target = connect(module, acl_user_option='redis_username')  # here username is the gateway user
+    target = connect(module)
     try:
         info = lockout_info(request, target)
     except ERRORS as exc:

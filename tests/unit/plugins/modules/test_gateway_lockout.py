@@ -139,7 +139,7 @@ def test_redis_down_then_rerun(capsys, redis_fresh):
 
 def test_acl_user_is_redis_username(capsys, redis_acl):
     conn = redis_acl.connection()
-    conn['redis_username'] = conn.pop('username')
+    assert conn['redis_username']  # the ACL user; username is the gateway user
     redis_acl.primary.cli('SET', 'lockout:dave:10.0.0.1', 1, 'EX', 60)
     results = four_ways(capsys, gateway_lockout, username='dave', **conn)
     assert results[1]['lockouts'] == ['lockout:dave:10.0.0.1']

@@ -26,7 +26,7 @@ run_stage() {
 }
 
 export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0 ANSIBLE_NOCOLOR=1
-collection_tree() { APIGW_COLLECTION_ROOT="$repo/build/collections" scripts/collection-tree.sh; }
+collection_tree() { scripts/collection-tree.sh; }
 in_tree() { (cd "$(collection_tree)" && "$@"); }
 
 stage_bootstrap() { scripts/bootstrap.sh dev; }
@@ -45,7 +45,7 @@ stage_roles() {
   [ -d molecule/default ] || { echo "no molecule scenario present"; return 0; }
   local tree
   tree=$(collection_tree) || return 1
-  (cd "$tree" && ANSIBLE_COLLECTIONS_PATH="$repo/build/collections" molecule test -s default)
+  (cd "$tree" && ANSIBLE_COLLECTIONS_PATH="${tree%/ansible_collections/apigw/ops}" molecule test -s default)
 }
 stage_lint() { ansible-lint --profile production --offline; }
 stage_docs() {

@@ -111,6 +111,12 @@ class Gateway:
                 raise ApiError(429, f"Rate limit exceeded ({result.limit.scope})",
                                {"Retry-After": str(result.retry_after)})
 
+    async def hit(self, limits, peek=()):
+        try:
+            return await self.store.hit(limits, peek)
+        except RedisUnavailable:
+            raise ApiError(503, "Service unavailable: Redis unreachable", {"Retry-After": "5"}) from None
+
     async def redis(self, builder):
         try:
             return await self.store.run(builder)
@@ -221,16 +227,9 @@ async def login(request):
         raise ApiError(400, "username must be 1-64 letters, digits or . _ @ + -")
     if not isinstance(password, str) or not password or len(password) > 1024:
         raise ApiError(400, "password must be a non-empty string of at most 1024 characters")
-    limits = [gw.store.global_limit(ip), gw.store.auth_limit(ip)]
     lockout_key = gw.store.lockout_key(username, ip)
-
-    def check(pipe):
-        gw.store.add_limits(pipe, limits)
-        pipe.pttl(lockout_key)
-
-    replies = await gw.redis(check)
-    gw.enforce(gw.store.limit_results(limits, replies), request, username)
-    lock_ttl = replies[-1]
+    results, (lock_ttl,) = await gw.hit([gw.store.global_limit(ip), gw.store.auth_limit(ip)], peek=[lockout_key])
+    gw.enforce(results, request, username)
     if lock_ttl != -2:
         metrics.LOGIN_FAILURES.labels("locked").inc()
         gw.audit.event("LOGIN_FAILURE", username=username, ip=ip, request_id=rid, reason="locked")
@@ -266,24 +265,18 @@ async def refresh(request):
     gw: Gateway = request.app.state.gw
     s, ip, rid = gw.s, request.state.ip, request.state.request_id
     token = string_field(await read_json(request, s.max_body_bytes), "refreshToken", 8192)
-    limits = [gw.store.global_limit(ip), gw.store.auth_limit(ip)]
     try:
         claims, problem = gw.verify(token, "refresh"), None
     except InvalidToken as exc:
         claims, problem = None, str(exc)
-
-    def check(pipe):
-        gw.store.add_limits(pipe, limits)
-        if claims:
-            pipe.exists(gw.store.blacklist_key(claims["jti"]))
-
-    replies = await gw.redis(check)
+    peek = [gw.store.blacklist_key(claims["jti"])] if claims else []
+    results, ttls = await gw.hit([gw.store.global_limit(ip), gw.store.auth_limit(ip)], peek=peek)
     username = claims.get("username") if claims else None
-    gw.enforce(gw.store.limit_results(limits, replies), request, username)
+    gw.enforce(results, request, username)
     if claims is None:
         gw.audit.event("TOKEN_REFRESH", username=None, ip=ip, request_id=rid, outcome="rejected", reason=problem)
         raise ApiError(401, f"Invalid refresh token: {problem}")
-    if replies[-1]:
+    if ttls[0] != -2:  # the blacklist key exists
         gw.audit.event("TOKEN_REFRESH", username=username, ip=ip, request_id=rid, outcome="rejected",
                        reason="revoked", jti=claims["jti"])
         raise ApiError(401, "Refresh token revoked")
@@ -321,17 +314,11 @@ async def logout(request):
     except InvalidToken as exc:
         raise ApiError(401, f"Invalid refresh token: {exc}") from None
     jti, username = claims["jti"], claims.get("username")
-    remaining = min(604800, max(1, claims["exp"] - int(time.time())))
-    limits = [gw.store.global_limit(ip)]
+    results, _ = await gw.hit([gw.store.global_limit(ip)])
+    gw.enforce(results, request, username)
+    remaining = max(1, claims["exp"] - int(time.time()))  # the token's remaining life
     tokens_key = gw.store.user_tokens_key(claims["sub"])
-
-    def revoke(pipe):
-        gw.store.add_limits(pipe, limits)
-        pipe.set(gw.store.blacklist_key(jti), "1", ex=remaining)
-        pipe.hdel(tokens_key, jti)
-
-    replies = await gw.redis(revoke)
-    gw.enforce(gw.store.limit_results(limits, replies), request, username)
+    await gw.redis(lambda p: (p.set(gw.store.blacklist_key(jti), "1", ex=remaining), p.hdel(tokens_key, jti)))
     gw.audit.event("TOKEN_REVOKED", username=username, ip=ip, request_id=rid, jti=jti, ttl=remaining)
     gw.audit.event("LOGOUT", username=username, ip=ip, request_id=rid, userId=claims["sub"])
     return json_response(200, {"status": "ok", "revoked": jti})
@@ -350,8 +337,8 @@ async def report(request):
     limits = [gw.store.global_limit(ip)]
     if claims:
         limits.append(gw.store.user_limit(claims["sub"]))
-    replies = await gw.redis(lambda p: gw.store.add_limits(p, limits))
-    gw.enforce(gw.store.limit_results(limits, replies), request, claims.get("username") if claims else None)
+    results, _ = await gw.hit(limits)
+    gw.enforce(results, request, claims.get("username") if claims else None)
     if isinstance(problem, ApiError):
         raise problem
     if problem is not None:
@@ -437,7 +424,13 @@ class FrontDoor:
 
         try:
             maintenance = self.gw.store.maintenance
-            if maintenance.enabled and route not in NON_API:
+            if route == "/healthz" and method == "GET":
+                # liveness is probed often and needs nothing from the app: answer here
+                body = b'{"status":"ok","timestamp":%d}' % now_ms()
+                await send_wrapper({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+                await send_wrapper({"type": "http.response.body", "body": body})
+            elif maintenance.enabled and route not in NON_API:
                 response = json_response(503, {**error_body(503, maintenance.message, request_id), "maintenance": True},
                                          {"Retry-After": str(maintenance.retry_after)})
                 await response(scope, receive, send_wrapper)

@@ -20,6 +20,29 @@ from . import logs
 TRUE_WORDS = ("1", "true", "yes", "on", "enabled")
 
 
+# Fixed-window counters: INCR, and PEXPIRE the window when the key has no TTL yet (first hit, or a
+# counter set by hand).  KEYS = the counters, then keys whose PTTL is only read (e.g. the lockout flag);
+# ARGV = number of counters, then each counter's window in ms.  Returns count, ttl per counter, then the PTTLs.
+LIMIT_SCRIPT = """
+local n = tonumber(ARGV[1])
+local out = {}
+for i = 1, n do
+  local count = redis.call('INCR', KEYS[i])
+  local ttl = redis.call('PTTL', KEYS[i])
+  if ttl < 0 then
+    ttl = tonumber(ARGV[i + 1])
+    redis.call('PEXPIRE', KEYS[i], ttl)
+  end
+  out[#out + 1] = count
+  out[#out + 1] = ttl
+end
+for i = n + 1, #KEYS do
+  out[#out + 1] = redis.call('PTTL', KEYS[i])
+end
+return out
+"""
+
+
 class RedisUnavailable(Exception):
     pass
 
@@ -65,6 +88,7 @@ class Store:
             kwargs["password"] = settings.redis_password
         self.pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url, **kwargs)
         self.client = aioredis.Redis(connection_pool=self.pool)
+        self._limit_script = self.client.register_script(LIMIT_SCRIPT)
         self.connected = None  # None = never tried, then True/False
         self.maintenance = Maintenance()
         self._poller = None
@@ -117,17 +141,21 @@ class Store:
         self._up()
         return replies
 
-    @staticmethod
-    def add_limits(pipe, limits):
-        # fixed window: INCR, start the window on the first hit (NX keeps an existing TTL), read the TTL
-        for limit in limits:
-            pipe.incr(limit.key)
-            pipe.pexpire(limit.key, limit.window_ms, nx=True)
-            pipe.pttl(limit.key)
+    async def hit(self, limits, peek=()):
+        """Count one request against each limit; return (LimitResults, PTTL of each `peek` key).
 
-    @staticmethod
-    def limit_results(limits, replies):
-        return [LimitResult(limit, replies[i * 3], replies[i * 3 + 2]) for i, limit in enumerate(limits)]
+        One round trip (a Lua script: atomic, and much cheaper for the client than a pipeline).
+        """
+        keys = [limit.key for limit in limits] + list(peek)
+        args = [len(limits)] + [limit.window_ms for limit in limits]
+        try:
+            replies = await self._limit_script(keys=keys, args=args)
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._down(exc)
+            raise RedisUnavailable(str(exc)) from None
+        self._up()
+        results = [LimitResult(limit, replies[2 * i], replies[2 * i + 1]) for i, limit in enumerate(limits)]
+        return results, replies[2 * len(limits):]
 
     async def ping(self):
         try:

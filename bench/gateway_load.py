@@ -69,23 +69,54 @@ def post_json(url, data):
         return json.load(response)
 
 
-def autocannon(prefix, spec):
+def cpu_seconds(pid):
+    """utime + stime of a process (its own threads; not its children)."""
+    with open(f"/proc/{pid}/stat") as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as handle:
+        return [int(p) for p in handle.read().split()]
+
+
+def autocannon(prefix, spec, pids=None):
+    """Run one load test; with pids ({name: [pid, ...]}) also measure the CPU each group used per request."""
     env = dict(os.environ, NODE_PATH=os.path.join(prefix, "node_modules"))
-    out = subprocess.run(["node", os.path.join(HERE, "gateway_load.js"), json.dumps(spec)], env=env,
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
+    before = {name: sum(cpu_seconds(p) for p in group) for name, group in (pids or {}).items()}
+    proc = subprocess.Popen(["node", os.path.join(HERE, "gateway_load.js"), json.dumps(spec)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    out = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"autocannon failed ({proc.returncode})")
+    result = json.loads(out)
+    if pids:
+        used = {name: sum(cpu_seconds(p) for p in group) - before[name] for name, group in pids.items()}
+        used["autocannon"] = usage.ru_utime + usage.ru_stime
+        responses = max(1, result["responses"])
+        result["cpu_ms_per_request"] = {name: round(sec * 1000 / responses, 3) for name, sec in used.items()}
+        total = sum(used.values()) * 1000 / responses
+        result["cpu_ms_per_request"]["total"] = round(total, 3)
+        # what this CPU cost per request allows on os.cpu_count() otherwise idle cores
+        result["cpu_bound_req_per_s"] = round(os.cpu_count() * 1000 / total)
+    return result
 
 
 def table(results):
     lines = ["| Scenario | Conns | Req/s | P50 ms | P95 ms | P99 ms | non-2xx | errors | Runbook req/s | "
-             "Req/s ratio | Runbook P95 ms | P95 ratio |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "Req/s ratio | Runbook P95 ms | P95 ratio | Gateway CPU ms/req | All CPU ms/req | CPU-bound req/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, result in results.items():
         target = RUNBOOK[name.split(":")[0]]
         lat = result["latency_ms"]
+        cpu = result.get("cpu_ms_per_request", {})
         lines.append(f"| {name} | {result['connections']} | {result['req_per_s']:.0f} | {lat['p50']:.1f} | "
                      f"{lat['p95']:.1f} | {lat['p99']:.1f} | {result['non2xx']} | {result['errors']} | {target[0]} | "
-                     f"{result['req_per_s'] / target[0]:.2f} | {target[2]} | {lat['p95'] / target[2]:.2f} |")
+                     f"{result['req_per_s'] / target[0]:.2f} | {target[2]} | {lat['p95'] / target[2]:.2f} | "
+                     f"{cpu.get('gateway', 0):.2f} | {cpu.get('total', 0):.2f} | {result.get('cpu_bound_req_per_s')} |")
     return "\n".join(lines)
 
 
@@ -100,6 +131,7 @@ def main():
     prefix = os.environ.get("AUTOCANNON_PREFIX", "/tmp/apigw-bench-node")
     version = ensure_autocannon(prefix)
 
+    load_start = [round(x, 2) for x in os.getloadavg()]
     work = tempfile.mkdtemp(prefix="apigw-bench-")
     redis = start_standalone()
     procs = []
@@ -145,12 +177,16 @@ def main():
         for name in args.only.split(","):
             spec = scenarios[name]
             autocannon(prefix, {**spec, "duration": args.warmup})
+            gateway_pids = [procs[1].pid] + children(procs[1].pid)
+            pids = {"gateway": gateway_pids, "upstream": [procs[0].pid], "redis": [redis.pid]}
             label = {"login": "login:argon2id m=1024,t=1", "login-owasp": "login:argon2id m=19456,t=2"}.get(name, name)
-            results[label] = autocannon(prefix, {**spec, "duration": args.duration})
+            results[label] = autocannon(prefix, {**spec, "duration": args.duration}, pids)
             print(f"{label}: {results[label]['req_per_s']:.0f} req/s, P95 {results[label]['latency_ms']['p95']:.1f} ms",
                   file=sys.stderr)
         machine = {"cpus": os.cpu_count(), "python": sys.version.split()[0], "autocannon": version,
-                   "workers": args.workers, "duration_s": args.duration}
+                   "workers": args.workers, "duration_s": args.duration,
+                   # other work on the machine skews every figure: record how busy it was
+                   "loadavg_start": load_start, "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
         print(f"Machine: {machine}")
         print(table(results))
         os.makedirs(os.path.join(HERE, "results"), exist_ok=True)

@@ -86,19 +86,24 @@ class KeyScan:
 
 
 def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_size=DEFAULT_SAMPLE_SIZE,
-              accept=None):
+              accept=None, allow_match_all=False):
     """SCAN every primary for keys matching any of ``patterns``; no writes.
 
     ``limit``: stop once more than ``limit`` keys matched (``truncated`` is then set);
     the caller refuses to act on a truncated scan, so the cap costs no full pass.
     ``accept``: optional predicate on each key; keys it rejects are not matched (lets a caller
     cover several templates with one broader pattern, i.e. one pass instead of one per template).
+    ``allow_match_all``: a pattern made only of ``*`` matches every key of the database; it is
+    refused unless the caller passes this explicit flag.
     """
     if isinstance(patterns, str):
         patterns = [patterns]
     for pattern in patterns:
         if not pattern:
             raise RedisOpsError("Refusing to scan with an empty pattern.")
+        if not pattern.strip("*") and not allow_match_all:
+            raise RedisOpsError("Refusing to scan with pattern %r: it matches every key. "
+                                "Name a key template instead." % pattern)
     result = KeyScan(sample_size=sample_size)
     started = time.monotonic()
     for node in target.primaries():

@@ -216,10 +216,16 @@ def test_cluster_node_down_is_refused():
             node.stop()
 
 
-def test_empty_pattern_refused(redis_standalone):
+def test_empty_and_match_all_patterns_refused(redis_standalone):
+    redis_standalone.primary.cli("SET", "ratelimit:global:10.0.0.1", "1")
     target = open_target(params(**redis_standalone.connection()))
     with pytest.raises(RedisOpsError, match="empty pattern"):
         key_scan.scan_keys(target, "")
+    for pattern in ("*", "**"):
+        with pytest.raises(RedisOpsError, match="matches every key"):
+            key_scan.scan_keys(target, pattern)
+    assert key_scan.scan_keys(target, "*", allow_match_all=True).matched == 1
+    assert redis_standalone.primary.cli("DBSIZE").strip() == "1"
 
 
 def test_redis_dies_mid_scan_is_one_line(redis_fresh):

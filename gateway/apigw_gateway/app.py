@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import re
 import signal
 import time
@@ -23,7 +24,7 @@ from . import logs, metrics
 from .config import Settings
 from .keys import InvalidToken, KeySet, KeySetError
 from .proxy import Upstream, UpstreamError
-from .store import RedisUnavailable, Store
+from .store import RedisUnavailable, Store, parse_maintenance
 from .users import UsersError, UserStore, valid_username
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -189,8 +190,6 @@ async def readyz(request):
     try:
         replies = await gw.store.run(lambda p: (p.ping(), p.hgetall(gw.s.key_maintenance)))
         redis_ok = True
-        from .store import parse_maintenance
-
         gw.store.maintenance = parse_maintenance(replies[1])
     except RedisUnavailable:
         redis_ok = False
@@ -455,8 +454,6 @@ def _forwarded_ip(header, hops):
     if not entries:
         return None
     candidate = entries[-hops] if len(entries) >= hops else entries[0]
-    import ipaddress
-
     try:
         return str(ipaddress.ip_address(candidate))
     except ValueError:

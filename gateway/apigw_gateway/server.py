@@ -112,8 +112,9 @@ class Supervisor:
         if pid == 0:  # worker
             code = 1
             try:
-                for sig in (signal.SIGHUP, signal.SIGCHLD):
-                    signal.signal(sig, signal.SIG_DFL)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                # until the app installs its reload handler, a SIGHUP must not kill the worker
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 _die_with_parent()
                 code = serve_worker(self.sock, self.settings)
             except SystemExit as exc:
@@ -223,6 +224,7 @@ def main(argv=None):
     parser.add_argument("--port", type=int, help="override PORT")
     parser.add_argument("--check", action="store_true", help="validate the configuration and exit")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a reload request during start-up is not a reason to die
     try:
         if args.env_file:
             load_env_file(args.env_file)

@@ -134,3 +134,34 @@ def test_missing_cryptography_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(jwt_keypair, 'HAS_CRYPTOGRAPHY', False)
     res = run(capsys, path=str(tmp_path / 'k.pem'))[0]
     assert res['failed'] and 'pip install cryptography' in res['msg'] and '\n' not in res['msg']
+
+
+def test_existing_weak_or_foreign_key_is_reported(tmp_path, capsys):
+    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives.asymmetric import rsa  # pylint: disable=import-outside-toplevel
+    path = tmp_path / 'k.pem'
+    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    path.write_bytes(weak.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                        serialization.NoEncryption()))
+    before = path.read_bytes()
+    for regenerate in ('fail', 'never'):
+        res = run(capsys, path=str(path), regenerate=regenerate)[0]
+        assert res['failed'] and 'is RSA 1024, below the 2048-bit minimum' in res['msg'], res
+    assert path.read_bytes() == before and not (tmp_path / 'k.pub.pem').exists()
+    res = run(capsys, path=str(path), regenerate='partial_idempotence')[0]
+    assert res['changed'] and res['size'] == 2048
+
+
+def test_traditional_pem_is_converted_keeping_the_kid(tmp_path, capsys):
+    from cryptography.hazmat.primitives import serialization  # pylint: disable=import-outside-toplevel
+    from cryptography.hazmat.primitives.asymmetric import ec  # pylint: disable=import-outside-toplevel
+    path = tmp_path / 'k.pem'
+    key = ec.generate_private_key(ec.SECP256R1())
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.NoEncryption()))
+    os.chmod(str(path), 0o600)
+    res = run(capsys, path=str(path), alg='ES256')[0]
+    assert res['changed'] and 'convert %s to PKCS#8 (same key)' % path in res['actions']
+    assert path.read_bytes().startswith(b'-----BEGIN PRIVATE KEY-----')
+    again = run(capsys, path=str(path), alg='ES256')[0]
+    assert not again['changed'] and again['kid'] == res['kid']

@@ -41,7 +41,7 @@ fi
 # --- virtualenv ------------------------------------------------------------------------
 req=$repo/requirements.txt
 [ "$profile" = dev ] && req=$repo/requirements-dev.txt
-stamp=$venv/.apigw-$(cat "$repo/requirements.txt" "$req" | sha256sum | cut -c1-16)
+stamp=$venv/.apigw-$(cat "$repo/requirements.txt" "$req" "$repo/constraints.txt" | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   if [ ! -x "$venv/bin/python" ]; then
     say "Creating virtualenv $venv"
@@ -49,7 +49,7 @@ if [ ! -f "$stamp" ]; then
   fi
   say "Installing Python packages from $(basename "$req")"
   "$venv/bin/python" -m pip install -q --upgrade pip
-  "$venv/bin/python" -m pip install -q -r "$req"
+  "$venv/bin/python" -m pip install -q -r "$req" -c "$repo/constraints.txt"
   rm -f "$venv"/.apigw-*
   touch "$stamp"
 fi

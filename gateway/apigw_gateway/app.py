@@ -346,8 +346,9 @@ async def report(request):
     if not REPORT_ID_RE.fullmatch(report_id):
         raise ApiError(400, "Invalid report id")
     headers = {"X-Request-Id": rid, "X-User-Id": claims["sub"], "X-Forwarded-For": ip}
+    query = request.scope["query_string"].decode("latin-1")
     try:
-        result = await gw.upstream.get("/reports/" + report_id, request.url.query, headers)
+        result = await gw.upstream.get("/reports/" + report_id, query, headers)
     except UpstreamError as exc:
         metrics.UPSTREAM.labels(str(exc.status)).inc()
         extra = {"Retry-After": str(gw.upstream.breaker.retry_after())} if exc.status == 503 else None

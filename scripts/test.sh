@@ -4,7 +4,7 @@
 #        crosschecks roles lint docs build   (default: all, in that order)
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo"
+cd "$repo" || exit 1
 all_stages=(bootstrap ruff sanity units integration crosschecks roles lint docs build)
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=("${all_stages[@]}")
@@ -62,7 +62,7 @@ stage_build() {
   ansible-galaxy collection build "$tree" --output-path "$out" --force &&
     python -m galaxy_importer.main "$out"/apigw-ops-*.tar.gz > "$out/importer.log" 2>&1
   local rc=$?
-  cat "$out/importer.log" 2>/dev/null | tail -20
+  tail -20 "$out/importer.log" 2>/dev/null
   if grep -qE '^(ERROR|WARNING):' "$out/importer.log" 2>/dev/null; then
     echo "galaxy-importer reported problems"; return 1
   fi
@@ -76,6 +76,7 @@ for stage in "${stages[@]}"; do
     source "$repo/.venv/bin/activate"
     continue
   fi
+  # shellcheck disable=SC1091
   [ -n "${VIRTUAL_ENV:-}" ] || source "$repo/.venv/bin/activate"
   type "stage_$stage" >/dev/null 2>&1 || { echo "unknown stage: $stage"; failed+=("$stage"); continue; }
   run_stage "$stage" "stage_$stage"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.harness.redis_servers import free_port, start_standalone
+from tests.harness.redis_servers import RedisServer, free_port, start_standalone
 
 from .conftest import PASSWORD, http_get, new_client, wait_for
 
@@ -68,6 +68,21 @@ def test_redis_outage_and_recovery_without_restart(gateway_factory, client_ip):
         messages = [r["msg"] for r in gw.log_records()]
         assert "Redis connection error" in messages
         assert messages.count("Redis connected") >= 2
+    finally:
+        redis.stop()
+
+
+def test_starts_without_redis_and_connects_when_it_comes(gateway_factory):
+    redis = RedisServer()  # a port and a directory, not started yet
+    try:
+        gw = gateway_factory(GENEROUS, redis=redis)
+        assert http_get(gw.url + "/healthz").status_code == 200
+        ready = http_get(gw.url + "/readyz")
+        assert ready.status_code == 503 and ready.json()["redis"] == "error"
+        redis.start()
+        wait_for(lambda: http_get(gw.url + "/readyz").status_code == 200, message="readyz 200")
+        assert gw.login("alice").status_code == 200
+        assert "Redis connected" in [r["msg"] for r in gw.log_records()]
     finally:
         redis.stop()
 

@@ -24,6 +24,7 @@ import re
 import shutil
 import struct
 import subprocess
+import tempfile
 import threading
 
 try:
@@ -153,34 +154,38 @@ def check_rdb_command(path=None):
 
 
 class _CheckRdbRun:
-    """redis-check-rdb on a pipe, running while the caller computes the CRC."""
+    """redis-check-rdb reading the data from a pipe while the caller computes the CRC.
+
+    The feeding thread spends its time in write(2) without the GIL; the report goes to an
+    unnamed temporary file, so a full pipe can never block either side.
+    """
 
     def __init__(self, command, data):
-        self.output = ""
-        self.returncode = None
-        self.error = None
+        self._report = tempfile.TemporaryFile()
         self._proc = subprocess.Popen([command, "/dev/stdin"], stdin=subprocess.PIPE,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                                      stdout=self._report, stderr=subprocess.STDOUT)
         self._thread = threading.Thread(target=self._feed, args=(data,))
         self._thread.daemon = True
         self._thread.start()
 
     def _feed(self, data):
         try:
-            out, _err = self._proc.communicate(input=data)
-            self.output = out.decode("utf-8", "replace")
-        except (OSError, ValueError) as exc:  # broken pipe: it stopped reading (bad file)
-            self.error = str(exc)
+            self._proc.stdin.write(data)
+        except (OSError, ValueError):
+            pass  # broken pipe: it stopped reading (bad file); its report says why
+        finally:
             try:
-                self.output = self._proc.stdout.read().decode("utf-8", "replace")
+                self._proc.stdin.close()
             except (OSError, ValueError):
                 pass
-            self._proc.wait()
-        self.returncode = self._proc.returncode
 
     def result(self):
         self._thread.join()
-        return self.returncode, self.output
+        code = self._proc.wait()
+        self._report.seek(0)
+        output = self._report.read().decode("utf-8", "replace")
+        self._report.close()
+        return code, output
 
 
 def _check_rdb_reason(output):

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+# Copyright: apigw.ops contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Benchmark: redis_backup (bgsave, replication) against the runbook's `redis-cli --rdb`,
+and our RDB verification against `redis-check-rdb`, on a 1.33M-key gateway dataset.
+
+Not part of the test suite; nothing asserts a time.  Starts its own redis-server through
+the test harness (Redis defaults for persistence/replication, e.g. repl-diskless-sync yes
+with a 5 s delay), loads the dataset with `redis-cli --pipe`, and runs each contender
+`--rounds` times, reporting the median.
+
+    python bench/bench_backup.py [--keys 1330000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def collection_root():
+    root = tempfile.mkdtemp(prefix="apigw-bench-coll-")
+    env = dict(os.environ, APIGW_COLLECTION_ROOT=root)
+    subprocess.run([os.path.join(REPO, "scripts", "collection-tree.sh")], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    return root
+
+
+def resp(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg if isinstance(arg, bytes) else str(arg).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def dataset(total):
+    """Runbook key shapes in the proportions of a busy gateway; yields RESP commands."""
+    rnd = random.Random(42)
+    shares = [("ratelimit:global", 0.35), ("ratelimit:user", 0.20), ("ratelimit:auth", 0.05),
+              ("loginfail", 0.10), ("lockout", 0.02), ("token:blacklist", 0.18), ("token:user", 0.10)]
+    for prefix, share in shares:
+        for i in range(int(total * share)):
+            ip = "10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255)
+            if prefix.startswith("ratelimit"):
+                subject = ip if prefix != "ratelimit:user" else "user-%d" % i
+                yield resp("SET", "%s:%s" % (prefix, subject), rnd.randint(1, 100), "EX", rnd.randint(60, 900))
+            elif prefix == "loginfail":
+                yield resp("SET", "loginfail:user%d:%s" % (i, ip), rnd.randint(1, 5), "EX", 900)
+            elif prefix == "lockout":
+                yield resp("SET", "lockout:user%d:%s" % (i, ip), "1", "EX", 1800)
+            elif prefix == "token:blacklist":
+                yield resp("SET", "token:blacklist:%032x" % rnd.getrandbits(128), "1", "EX", rnd.randint(60, 604800))
+            else:
+                yield resp("HSET", "token:user:%d" % i, "%032x" % rnd.getrandbits(128), 1736937000 + i,
+                           "%032x" % rnd.getrandbits(128), 1736937600 + i)
+
+
+def load(server, total):
+    proc = subprocess.Popen(server.cli_args() + ["--pipe"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    batch = []
+    for cmd in dataset(total):
+        batch.append(cmd)
+        if len(batch) >= 10000:
+            proc.stdin.write(b"".join(batch))
+            batch = []
+    proc.stdin.write(b"".join(batch))
+    proc.stdin.close()
+    proc.stdout.read()
+    proc.wait()
+
+
+def timed(func):
+    start = time.perf_counter()
+    out = func()
+    return time.perf_counter() - start, out
+
+
+def run_module(root, module, args):
+    env = dict(os.environ, PYTHONPATH=root, ANSIBLE_COLLECTIONS_PATH=root)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
+    path = os.path.join(root, "ansible_collections", "apigw", "ops", "plugins", "modules", module + ".py")
+    proc = subprocess.run([sys.executable, path, handle.name], capture_output=True, text=True, env=env)
+    os.unlink(handle.name)
+    result = json.loads(proc.stdout)
+    if result.get("failed"):
+        raise SystemExit("%s failed: %s" % (module, result["msg"]))
+    return result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keys", type=int, default=1330000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+
+    root = collection_root()
+    sys.path.insert(0, root)
+    from ansible_collections.apigw.ops.tests.harness.redis_servers import RedisServer
+    from ansible_collections.apigw.ops.plugins.module_utils import rdb
+
+    work = tempfile.mkdtemp(prefix="apigw-bench-")
+    server = RedisServer().start()
+    try:
+        elapsed, _ = timed(lambda: load(server, args.keys))
+        keys = int(server.cli("DBSIZE"))
+        print("dataset: %d keys loaded in %.1f s (redis-server %s)" % (
+            keys, elapsed, server.cli("INFO", "server").split("redis_version:")[1].split()[0]))
+        conn = server.connection()
+        times = {"redis-cli --rdb (runbook)": [], "redis_backup method=bgsave": [],
+                 "redis_backup method=replication": []}
+        size = None
+        for round_ in range(args.rounds):
+            out = os.path.join(work, "cli-%d.rdb" % round_)
+            t, _ = timed(lambda: subprocess.run(server.cli_args() + ["--rdb", out], check=True, capture_output=True))
+            times["redis-cli --rdb (runbook)"].append(t)
+            size = os.path.getsize(out)
+            os.unlink(out)
+            for method in ("bgsave", "replication"):
+                dest = os.path.join(work, "%s-%d" % (method, round_))
+                os.mkdir(dest)
+                t, res = timed(lambda: run_module(root, "redis_backup", dict(
+                    conn, path=dest, name="bench", method=method, prune=False)))
+                assert res["changed"] and res["manifests"][0]["checks"]["crc64"] == "ok"
+                times["redis_backup method=%s" % method].append(t)
+                checks = res["manifests"][0]["checks"]
+                subprocess.run(["rm", "-rf", dest])
+        print("RDB size: %.1f MB; checks run by redis_backup: %s; CRC64 backend: %s"
+              % (size / 1e6, ", ".join("%s=%s" % kv for kv in sorted(checks.items())), rdb.CRC64_BACKEND))
+        base = statistics.median(times["redis-cli --rdb (runbook)"])
+        print("\n%-36s %9s %8s" % ("backup (median of %d)" % args.rounds, "seconds", "ratio"))
+        for name, values in times.items():
+            print("%-36s %9.2f %7.2fx" % (name, statistics.median(values), statistics.median(values) / base))
+
+        # verification of the same file
+        path = os.path.join(work, "verify.rdb")
+        subprocess.run(server.cli_args() + ["--rdb", path], check=True, capture_output=True)
+        data = open(path, "rb").read()
+        vtimes = {"redis-check-rdb (file)": [], "verify: magic+CRC64+sha256 (no check-rdb)": [],
+                  "verify: full (CRC64 + redis-check-rdb concurrently)": []}
+        for _round in range(args.rounds):
+            t, proc = timed(lambda: subprocess.run(["redis-check-rdb", path], capture_output=True, text=True))
+            assert proc.returncode == 0
+            vtimes["redis-check-rdb (file)"].append(t)
+            t, res = timed(lambda: rdb.verify(data, check_rdb="never"))
+            assert res["ok"]
+            vtimes["verify: magic+CRC64+sha256 (no check-rdb)"].append(t)
+            t, res = timed(lambda: rdb.verify(data, check_rdb="always"))
+            assert res["ok"] and res["checks"]["redis_check_rdb"] == "ok"
+            vtimes["verify: full (CRC64 + redis-check-rdb concurrently)"].append(t)
+        sample = data[:8 << 20]
+        t_py, _ = timed(lambda: rdb.crc64_python(sample))
+        base = statistics.median(vtimes["redis-check-rdb (file)"])
+        print("\n%-52s %9s %8s" % ("verification of %.1f MB" % (len(data) / 1e6), "seconds", "ratio"))
+        for name, values in vtimes.items():
+            print("%-52s %9.2f %7.2fx" % (name, statistics.median(values), statistics.median(values) / base))
+        print("%-52s %9.2f %7.2fx  (extrapolated from 8 MB at %.1f MB/s)" % (
+            "CRC64 pure-Python slice-by-8 (fallback)", t_py * len(data) / len(sample),
+            t_py * len(data) / len(sample) / base, len(sample) / t_py / 1e6))
+    finally:
+        server.stop()
+        subprocess.run(["rm", "-rf", work, root])
+
+
+if __name__ == "__main__":
+    main()

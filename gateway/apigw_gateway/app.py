@@ -84,11 +84,18 @@ class Gateway:
         self.upstream = Upstream(settings)
         self.audit = logs.AuditLog(settings.audit_log_file)
 
-    def reload(self):
-        """SIGHUP: new keys and users for requests that start from now on; in-flight ones keep theirs."""
+    def _load(self):
+        keyset = KeySet.load(self.s.jwt_keys_dir, self.s.jwt_algorithms, self.s.jwt_private_key_passphrase)
+        return keyset, UserStore.load(self.s.users_file)
+
+    async def reload(self):
+        """SIGHUP: new keys and users for requests that start from now on; in-flight ones keep theirs.
+
+        Loading (file reads, key parsing, a KDF run for the users' dummy hash) happens in a thread,
+        so requests keep being served meanwhile; the swap itself is two assignments.
+        """
         try:
-            keyset = KeySet.load(self.s.jwt_keys_dir, self.s.jwt_algorithms, self.s.jwt_private_key_passphrase)
-            users = UserStore.load(self.s.users_file)
+            keyset, users = await anyio.to_thread.run_sync(self._load)
         except (KeySetError, UsersError) as exc:
             logs.log("error", "Reload failed, keeping the current keys and users", error=str(exc))
             return
@@ -471,8 +478,15 @@ def create_app(settings: Settings | None = None):
         gw.store.start()
         await gw.upstream.start()
         loop = asyncio.get_running_loop()
+        reloads = set()  # strong references to running reload tasks
+
+        def on_sighup():
+            task = loop.create_task(gw.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
         try:
-            loop.add_signal_handler(signal.SIGHUP, gw.reload)
+            loop.add_signal_handler(signal.SIGHUP, on_sighup)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
         logs.log("info", "Gateway worker started", active_kid=gw.keyset.active_kid)

@@ -14,6 +14,7 @@ import argparse
 import ctypes
 import glob
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -197,14 +198,18 @@ def _mark_dead(pid):
 
 
 def _prepare_metrics_dir(workers):
+    """Return the metrics directory if this process made it (and so should remove it at exit)."""
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    made = None
     if not directory and workers > 1:
-        directory = tempfile.mkdtemp(prefix="apigw-metrics-")
+        directory = made = tempfile.mkdtemp(prefix="apigw-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
     if directory:
         os.makedirs(directory, exist_ok=True)
+        # counters restart at zero with the process, as they do in single-process mode
         for stale in glob.glob(os.path.join(directory, "*.db")):
             os.unlink(stale)
+    return made
 
 
 def check_config(settings):
@@ -247,13 +252,17 @@ def main(argv=None):
         print("configuration ok")
         return 0
     workers = settings.workers or os.cpu_count() or 1
-    _prepare_metrics_dir(workers)
+    made_metrics_dir = _prepare_metrics_dir(workers)
     try:
         sock = bind(settings.host, settings.port)
     except OSError as exc:
         print(f"apigw-gateway: cannot listen on {settings.host}:{settings.port}: {exc.strerror}",
               file=sys.stderr)
         return 2
-    if workers == 1:
-        return serve_worker(sock, settings)
-    return Supervisor(settings, sock, workers).run()
+    try:
+        if workers == 1:
+            return serve_worker(sock, settings)
+        return Supervisor(settings, sock, workers).run()
+    finally:
+        if made_metrics_dir:
+            shutil.rmtree(made_metrics_dir, ignore_errors=True)

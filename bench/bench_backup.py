@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: apigw.ops contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Benchmark: redis_backup (bgsave, replication) against the runbook's `redis-cli --rdb`,
@@ -9,7 +8,7 @@ the test harness (Redis defaults for persistence/replication, e.g. repl-diskless
 with a 5 s delay), loads the dataset with `redis-cli --pipe`, and runs each contender
 `--rounds` times, reporting the median.
 
-    python bench/bench_backup.py [--keys 1330000] [--rounds 3]
+    python3 bench/bench_backup.py [--keys 1330000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -90,7 +89,7 @@ def run_module(root, module, args):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump({"ANSIBLE_MODULE_ARGS": args}, handle)
     path = os.path.join(root, "ansible_collections", "apigw", "ops", "plugins", "modules", module + ".py")
-    proc = subprocess.run([sys.executable, path, handle.name], capture_output=True, text=True, env=env)
+    proc = subprocess.run([sys.executable, path, handle.name], capture_output=True, text=True, env=env, check=False)
     os.unlink(handle.name)
     result = json.loads(proc.stdout)
     if result.get("failed"):
@@ -112,7 +111,7 @@ def main():
     work = tempfile.mkdtemp(prefix="apigw-bench-")
     server = RedisServer().start()
     try:
-        elapsed, _ = timed(lambda: load(server, args.keys))
+        elapsed, _loaded = timed(lambda: load(server, args.keys))
         keys = int(server.cli("DBSIZE"))
         print("dataset: %d keys loaded in %.1f s (redis-server %s)" % (
             keys, elapsed, server.cli("INFO", "server").split("redis_version:")[1].split()[0]))
@@ -122,7 +121,7 @@ def main():
         size = None
         for round_ in range(args.rounds):
             out = os.path.join(work, "cli-%d.rdb" % round_)
-            t, _ = timed(lambda: subprocess.run(server.cli_args() + ["--rdb", out], check=True, capture_output=True))
+            t, _proc = timed(lambda: subprocess.run(server.cli_args() + ["--rdb", out], check=True, capture_output=True))
             times["redis-cli --rdb (runbook)"].append(t)
             size = os.path.getsize(out)
             os.unlink(out)
@@ -134,7 +133,7 @@ def main():
                 assert res["changed"] and res["manifests"][0]["checks"]["crc64"] == "ok"
                 times["redis_backup method=%s" % method].append(t)
                 checks = res["manifests"][0]["checks"]
-                subprocess.run(["rm", "-rf", dest])
+                subprocess.run(["rm", "-rf", dest], check=True)
         print("RDB size: %.1f MB; checks run by redis_backup: %s; CRC64 backend: %s"
               % (size / 1e6, ", ".join("%s=%s" % kv for kv in sorted(checks.items())), rdb.CRC64_BACKEND))
         base = statistics.median(times["redis-cli --rdb (runbook)"])
@@ -149,7 +148,7 @@ def main():
         vtimes = {"redis-check-rdb (file)": [], "verify: magic+CRC64+sha256 (no check-rdb)": [],
                   "verify: full (CRC64 + redis-check-rdb concurrently)": []}
         for _round in range(args.rounds):
-            t, proc = timed(lambda: subprocess.run(["redis-check-rdb", path], capture_output=True, text=True))
+            t, proc = timed(lambda: subprocess.run(["redis-check-rdb", path], capture_output=True, text=True, check=False))
             assert proc.returncode == 0
             vtimes["redis-check-rdb (file)"].append(t)
             t, res = timed(lambda: rdb.verify(data, check_rdb="never"))
@@ -159,7 +158,7 @@ def main():
             assert res["ok"] and res["checks"]["redis_check_rdb"] == "ok"
             vtimes["verify: full (CRC64 + redis-check-rdb concurrently)"].append(t)
         sample = data[:8 << 20]
-        t_py, _ = timed(lambda: rdb.crc64_python(sample))
+        t_py, _crc = timed(lambda: rdb.crc64_python(sample))
         base = statistics.median(vtimes["redis-check-rdb (file)"])
         print("\n%-52s %9s %8s" % ("verification of %.1f MB" % (len(data) / 1e6), "seconds", "ratio"))
         for name, values in vtimes.items():
@@ -169,7 +168,7 @@ def main():
             t_py * len(data) / len(sample) / base, len(sample) / t_py / 1e6))
     finally:
         server.stop()
-        subprocess.run(["rm", "-rf", work, root])
+        subprocess.run(["rm", "-rf", work, root], check=False)
 
 
 if __name__ == "__main__":

@@ -27,17 +27,22 @@ description:
   - In O(mode=cluster) a backup has one file per primary; each manifest records the slot ranges of
     its primary.
 author:
-  - apigw.ops contributors
+  - apigw.ops maintainers (@apigw)
 attributes:
   check_mode:
     support: full
+    description: Builds the same read-only plan as a real run (existing backups checked, retention computed,
+      restore file verified, config read) and stops before taking the snapshot or writing, so C(changed)
+      and RV(deleted) are predicted exactly.
   diff_mode:
     support: full
+    description: Shows the backup names before and after, or the dump checksum and C(appendonly) before
+      and after a restore, or the config file before and after O(state=aof_enabled).
   idempotent:
     support: full
-    details:
-      - O(name) defaults to C(dump-%Y%m%d), so a second run on the same day finds the verified backup
-        of that name and reports no change (the runbook's daily backup).
+    description: O(name) defaults to C(dump-%Y%m%d), so a second run on the same day finds the verified backup
+      of that name and reports no change (the runbook's daily backup); a restore whose dump already has the
+      backup's checksum, and an AOF already on, are not changed.
 extends_documentation_fragment:
   - apigw.ops.redis_connection
 options:
@@ -64,7 +69,7 @@ options:
     description:
       - Name of the backup to create; C(strftime) fields are expanded in UTC, so the default gives one
         backup a day like the runbook's C(dump-$(date +%Y%m%d).rdb).
-      - Letters, digits and C(. _ @ + : -); no slash.
+      - "Letters, digits and C(. _ @ + : -); no slash."
     type: str
     default: dump-%Y%m%d
   method:
@@ -137,7 +142,7 @@ options:
   node:
     description:
       - With O(state=restored) of a cluster backup, which primary's file to restore, as C(host:port)
-        as recorded in the manifest (RV(backups) of M(apigw.ops.redis_backup_info) lists them).
+        as recorded in the manifest (the C(backups) returned by M(apigw.ops.redis_backup_info) list them).
     type: str
   config_file:
     description:

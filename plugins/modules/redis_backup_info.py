@@ -20,16 +20,17 @@ description:
   - C(.rdb) files without a manifest are listed as RV(unmanaged).
   - Reads files only; needs no connection to Redis.
 author:
-  - apigw.ops contributors
+  - apigw.ops maintainers (@apigw)
 attributes:
   check_mode:
     support: full
-    details:
-      - The module changes nothing; it runs the same in check mode.
+    description: The module only reads files; it runs the same in check mode.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is no diff.
   idempotent:
     support: full
+    description: Only reads; C(changed) is always V(false).
 options:
   path:
     description:

@@ -49,8 +49,9 @@ def check_field(field, value, what):
     """Check a value for a key field; a field named ``ip`` must hold an IP address."""
     value = check_literal(what, value)
     if field in IP_FIELDS and not is_ip(value):
+        label = "IP" if what == "ip" else what.capitalize()
         raise RedisOpsError("%s %r is not an IP address, but the key's field %s must be one "
-                            "(for example 192.0.2.10 or 2001:db8::1)." % (what.capitalize(), value, field))
+                            "(for example 192.0.2.10 or 2001:db8::1)." % (label, value, field))
     return value
 
 

@@ -115,7 +115,7 @@ def test_info(capsys, topo):
 
 @pytest.mark.parametrize('args, message', [
     (dict(username=''), 'Empty username'),
-    (dict(username='alice', ip='10.0.0.*'), "Ip '10.0.0.*' is not an IP address"),
+    (dict(username='alice', ip='10.0.0.*'), "IP '10.0.0.*' is not an IP address"),
     (dict(username='alice', ip='10.0.0.1', state='present', ttl=-5), 'ttl must be a positive number of seconds'),
     (dict(username='alice', ip='10.0.0.1', state='present'), 'state=present needs ttl'),
     (dict(username='alice', state='present', ttl=60), 'state=present needs ip'),

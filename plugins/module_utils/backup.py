@@ -241,8 +241,37 @@ def _config_get(node, key):
     return value.get(key) if isinstance(value, dict) else None
 
 
-def snapshot_bgsave(node, description, timeout, require_local=True):
-    """BGSAVE on the node, wait, then read its dir/dbfilename (must be readable here)."""
+def _temp_rdb(directory, since):
+    """The temporary file a BGSAVE child is writing (temp-<pid>.rdb), newest first, or None."""
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(directory), "temp-[0-9]*.rdb")):
+        try:
+            mtime = os.stat(path).st_mtime
+        except OSError:
+            continue
+        if mtime >= since - 1:
+            found.append((mtime, path))
+    return max(found)[1] if found else None
+
+
+def _drain(handle, verifier):
+    read = 0
+    while True:
+        chunk = handle.read(1 << 20)
+        if not chunk:
+            return read
+        verifier.feed(chunk)
+        read += len(chunk)
+
+
+def snapshot_bgsave(node, description, timeout, new_verifier, require_local=True):
+    """BGSAVE on the node, wait, and read the snapshot from its dir (readable on this host).
+
+    The file the BGSAVE child writes (temp-<pid>.rdb) is followed while it grows and fed to the
+    verifier, so verification runs alongside the save; when BGSAVE ends, that file has been renamed
+    to dir/dbfilename - checked by inode, else the dump file is read afresh.  Returns the verifier
+    (finish() not yet called).
+    """
     directory, dbfilename = _config_get(node, "dir"), _config_get(node, "dbfilename")
     if not directory or not dbfilename:
         raise RedisOpsError("Redis at %s did not report dir/dbfilename (CONFIG GET disabled?): "
@@ -263,30 +292,70 @@ def snapshot_bgsave(node, description, timeout, require_local=True):
                 raise
             _wait_persistence(node, lambda i: not i.get("rdb_bgsave_in_progress")
                               and not i.get("aof_rewrite_in_progress"), timeout, "a running BGSAVE/AOF rewrite")
-    info = _wait_persistence(node, lambda i: not i.get("rdb_bgsave_in_progress"), timeout, "BGSAVE")
-    if info.get("rdb_last_bgsave_status") != "ok":
-        raise RedisOpsError("BGSAVE failed on %s (rdb_last_bgsave_status:%s): check its log - usually its dir "
-                            "%s is not writable or the disk is full; no backup was written."
-                            % (description, info.get("rdb_last_bgsave_status"), directory))
+    started = time.time()
+    verifier = new_verifier()
+    handle = None
+    deadline = time.monotonic() + timeout
     try:
-        data = rdb.read_file(path)
-    except rdb.RdbError as exc:
-        raise RedisOpsError("BGSAVE on %s succeeded but %s; use method=replication." % (description, exc))
+        while True:
+            info = _info(node, "persistence")
+            if handle is None:
+                temp = _temp_rdb(directory, started)
+                if temp:
+                    try:
+                        handle = open(temp, "rb")
+                    except (IOError, OSError):
+                        handle = None
+            grew = _drain(handle, verifier) if handle else 0
+            if not info.get("rdb_bgsave_in_progress"):
+                break
+            if time.monotonic() > deadline:
+                raise RedisOpsError("Timed out after %ds waiting for BGSAVE; raise timeout." % timeout)
+            if not grew:
+                time.sleep(POLL)
+        if info.get("rdb_last_bgsave_status") != "ok":
+            raise RedisOpsError("BGSAVE failed on %s (rdb_last_bgsave_status:%s): check its log - usually its dir "
+                                "%s is not writable or the disk is full; no backup was written."
+                                % (description, info.get("rdb_last_bgsave_status"), directory))
+        followed = False
+        if handle is not None:
+            _drain(handle, verifier)
+            try:
+                followed = os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+            except OSError:
+                followed = False
+        if not followed:  # too quick to follow, or renamed over since: read the dump itself
+            verifier.abort()
+            verifier = new_verifier()
+            try:
+                with open(path, "rb") as dump:
+                    _drain(dump, verifier)
+            except (IOError, OSError) as exc:
+                raise RedisOpsError("BGSAVE on %s succeeded but %s cannot be read (%s); use method=replication."
+                                    % (description, path, exc.strerror or exc))
+    except Exception:
+        verifier.abort()
+        raise
+    finally:
+        if handle is not None:
+            handle.close()
     try:
-        ctime = int(rdb.parse_header(data[:4096])["aux"].get("ctime", 0))
+        ctime = int(rdb.parse_header(verifier.data()[:4096])["aux"].get("ctime", 0))
     except (rdb.RdbError, ValueError):
         ctime = 0
     if ctime and ctime < server_time - 1:
+        verifier.abort()
         raise RedisOpsError("%s is not the snapshot %s just wrote (it is from %s): is Redis on another "
                             "host? Use method=replication." % (path, description, iso(ctime)))
-    return data
+    return verifier
 
 
-def snapshot_replication(params, host, port, description):
-    """A point-in-time RDB over the replication protocol (what redis-cli --rdb does)."""
+def snapshot_replication(params, host, port, description, new_verifier=None):
+    """A point-in-time RDB over the replication protocol (what redis-cli --rdb does), fed to a
+    verifier as it arrives.  Returns the verifier (finish() not yet called)."""
+    verifier = (new_verifier or rdb.StreamVerifier)()
     conn = open_raw_connection(params, host, port)
     received = 0
-    expected = None
     try:
         with translate_errors(description):
             for capability in (("capa", "eof"), ("rdb-only", "1")):
@@ -305,21 +374,21 @@ def snapshot_replication(params, host, port, description):
                                         % (description, line[1:].decode("utf-8", "replace")))
                 if line.startswith(b"$"):
                     break
-            chunks = []
-            if line.startswith(b"$EOF:"):
+            if line.startswith(b"$EOF:"):  # diskless: the payload ends with a 40-byte mark
                 mark = line[5:]
-                tail = b""
+                pending = b""
                 while True:
                     chunk = conn.recv()
                     if not chunk:
                         raise RedisOpsError("Redis at %s closed the connection during the transfer after %d bytes; "
                                             "no backup file was written." % (description, received))
-                    chunks.append(chunk)
                     received += len(chunk)
-                    tail = (tail + chunk)[-len(mark):]
-                    if tail == mark:
+                    pending += chunk
+                    if len(pending) > len(mark):
+                        verifier.feed(pending[:-len(mark)])
+                        pending = pending[-len(mark):]
+                    if pending == mark:
                         break
-                data = b"".join(chunks)[:-len(mark)]
             else:
                 expected = int(line[1:])
                 while received < expected:
@@ -327,12 +396,14 @@ def snapshot_replication(params, host, port, description):
                     if not chunk:
                         raise RedisOpsError("Redis at %s closed the connection during the transfer after %d of %d "
                                             "bytes; no backup file was written." % (description, received, expected))
-                    chunks.append(chunk)
+                    verifier.feed(chunk)
                     received += len(chunk)
-                data = b"".join(chunks)
+    except Exception:
+        verifier.abort()
+        raise
     finally:
         conn.close()
-    return data
+    return verifier
 
 
 # -- create ------------------------------------------------------------------------------------
@@ -460,16 +531,20 @@ class CreatePlan:
 
     def _backup_node(self, node, node_name, base, mode, uid, gid, written):
         params = self.params
+        def new_verifier():
+            return rdb.StreamVerifier(params["check_rdb"], params.get("check_rdb_path"))
+
         with translate_errors(node_name):
             method = resolve_method(params["method"], node)
             manifest = _source(self.target, node, method)
             started = time.time()
             if method == "bgsave":
-                data = snapshot_bgsave(node, node_name, params["timeout"])
+                verifier = snapshot_bgsave(node, node_name, params["timeout"], new_verifier)
             else:
                 host, port = self._address(node, node_name)
-                data = snapshot_replication(params, host, port, node_name)
-        result = rdb.verify(data, params["check_rdb"], params.get("check_rdb_path"))
+                verifier = snapshot_replication(params, host, port, node_name, new_verifier)
+        result = verifier.finish()
+        data = verifier.data()
         if not result["ok"]:
             raise RedisOpsError("Backup of %s failed verification (%s); it was not kept and no backup file was "
                                 "written." % (node_name, result["reason"]))

@@ -25,7 +25,6 @@ import shutil
 import struct
 import subprocess
 import tempfile
-import threading
 
 try:
     import crcmod
@@ -153,41 +152,6 @@ def check_rdb_command(path=None):
         (p for p in ("/usr/bin/redis-check-rdb", "/usr/local/bin/redis-check-rdb") if os.access(p, os.X_OK)), None)
 
 
-class _CheckRdbRun:
-    """redis-check-rdb reading the data from a pipe while the caller computes the CRC.
-
-    The feeding thread spends its time in write(2) without the GIL; the report goes to an
-    unnamed temporary file, so a full pipe can never block either side.
-    """
-
-    def __init__(self, command, data):
-        self._report = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen([command, "/dev/stdin"], stdin=subprocess.PIPE,
-                                      stdout=self._report, stderr=subprocess.STDOUT)
-        self._thread = threading.Thread(target=self._feed, args=(data,))
-        self._thread.daemon = True
-        self._thread.start()
-
-    def _feed(self, data):
-        try:
-            self._proc.stdin.write(data)
-        except (OSError, ValueError):
-            pass  # broken pipe: it stopped reading (bad file); its report says why
-        finally:
-            try:
-                self._proc.stdin.close()
-            except (OSError, ValueError):
-                pass
-
-    def result(self):
-        self._thread.join()
-        code = self._proc.wait()
-        self._report.seek(0)
-        output = self._report.read().decode("utf-8", "replace")
-        self._report.close()
-        return code, output
-
-
 def _check_rdb_reason(output):
     """The useful line of a redis-check-rdb failure report ('Invalid object type: 48 at offset 104')."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
@@ -200,78 +164,151 @@ def _check_rdb_reason(output):
     return lines[-1] if lines else "no output"
 
 
+class StreamVerifier:
+    """Verify an RDB while it arrives: ``feed()`` chunks as they are read from the socket or from
+    the file the BGSAVE child is writing, then ``finish()``.  redis-check-rdb reads the same bytes
+    from a pipe as they come, so verification overlaps the snapshot instead of following it.
+
+    ``check_rdb``: 'auto' (run when installed), 'always' (a missing tool fails), 'never'.
+    The bytes fed are kept (``data()``) so the caller can write the verified file.
+    """
+
+    def __init__(self, check_rdb="auto", check_rdb_path=None, keep_data=True):
+        self.check_rdb = check_rdb
+        self._keep = keep_data
+        self._last9 = b""
+        self.checks = {}
+        self._chunks = []
+        self._size = 0
+        self._sha = hashlib.sha256()
+        self._crc = 0
+        self._tail = b""
+        self._head = b""
+        self._proc = None
+        self._report = None
+        if check_rdb == "never":
+            self.checks["redis_check_rdb"] = "skipped: check_rdb=never"
+            return
+        command = check_rdb_command(check_rdb_path)
+        if command is None:
+            self.checks["redis_check_rdb"] = ("failed" if check_rdb == "always" else "skipped") + \
+                ": redis-check-rdb is not installed"
+            return
+        self._report = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen([command, "/dev/stdin"], stdin=subprocess.PIPE,
+                                      stdout=self._report, stderr=subprocess.STDOUT)
+
+    def feed(self, chunk):
+        if not chunk:
+            return
+        if self._keep:
+            self._chunks.append(chunk)
+        self._last9 = (self._last9 + chunk[-9:])[-9:]
+        self._size += len(chunk)
+        self._sha.update(chunk)
+        if len(self._head) < 4096:
+            self._head += chunk[:4096]
+        joined = self._tail + chunk
+        if len(joined) > 8:
+            self._crc = crc64(joined[:-8], self._crc)
+            self._tail = joined[-8:]
+        else:
+            self._tail = joined
+        if self._proc is not None and self._proc.stdin is not None:
+            try:
+                self._proc.stdin.write(chunk)
+            except (OSError, ValueError):  # it stopped reading: the file is bad, its report says why
+                self._close_pipe()
+
+    def _close_pipe(self):
+        try:
+            self._proc.stdin.close()
+        except (OSError, ValueError):
+            pass
+        self._proc.stdin = None
+
+    def abort(self):
+        if self._proc is not None:
+            if self._proc.stdin is not None:
+                self._close_pipe()
+            self._proc.kill()
+            self._proc.wait()
+            self._report.close()
+            self._proc = None
+
+    def data(self):
+        if len(self._chunks) > 1:
+            self._chunks = [b"".join(self._chunks)]
+        return self._chunks[0] if self._chunks else b""
+
+    def finish(self):
+        """The verification result (a dict; see ``verify``)."""
+        result = {"ok": False, "reason": None, "checks": self.checks, "rdb_version": None, "aux": {},
+                  "size": self._size, "sha256": self._sha.hexdigest(), "crc64": None, "keys_in_file": None}
+        checks, reasons = self.checks, []
+        try:
+            header = parse_header(self._head)
+            result["rdb_version"], result["aux"] = header["version"], header["aux"]
+            checks["magic"] = "ok"
+        except RdbError as exc:
+            checks["magic"] = "failed"
+            reasons.append(str(exc))
+            header = None
+        if header:
+            if header["version"] < CHECKSUM_SINCE:
+                checks["crc64"] = "skipped: RDB version %d has no checksum" % header["version"]
+                # the last 8 bytes are data in this version
+            elif self._size < 18 or len(self._tail) < 8 or self._last_body_byte() != OPCODE_EOF:
+                checks["crc64"] = "failed"
+                reasons.append("truncated: no end-of-file marker before the checksum")
+            else:
+                stored = struct.unpack("<Q", self._tail)[0]
+                result["crc64"] = "%016x" % stored
+                if stored == 0:
+                    checks["crc64"] = "skipped: written with rdbchecksum no"
+                elif stored != self._crc:
+                    checks["crc64"] = "failed"
+                    reasons.append("CRC64 mismatch: file says %016x, content is %016x" % (stored, self._crc))
+                else:
+                    checks["crc64"] = "ok"
+        if self._proc is not None:
+            if self._proc.stdin is not None:
+                self._close_pipe()
+            code = self._proc.wait()
+            self._report.seek(0)
+            output = self._report.read().decode("utf-8", "replace")
+            self._report.close()
+            match = re.search(r"(\d+) keys read", output)
+            if match:
+                result["keys_in_file"] = int(match.group(1))
+            if code == 0 and "RDB looks OK" in output:
+                checks["redis_check_rdb"] = "ok"
+            else:
+                checks["redis_check_rdb"] = "failed"
+                reasons.append("redis-check-rdb: %s" % _check_rdb_reason(output))
+        elif self.check_rdb == "always":
+            reasons.append("redis-check-rdb is not installed and check_rdb=always")
+        result["ok"] = not reasons
+        result["reason"] = "; ".join(reasons) if reasons else None
+        return result
+
+    def _last_body_byte(self):
+        """The byte before the 8-byte checksum (must be the EOF opcode)."""
+        return self._last9[0] if len(self._last9) == 9 else None
+
+
 def verify(data, check_rdb="auto", check_rdb_path=None):
     """Verify an RDB held in memory; returns a dict, never raises for a bad file.
 
     Keys: ``ok`` (bool), ``reason`` (short text when not ok), ``checks`` (check name ->
     'ok' / 'failed' / 'skipped: why'), ``rdb_version``, ``aux``, ``size``, ``sha256``,
     ``crc64`` (hex of the trailer), ``keys_in_file`` (from redis-check-rdb, or None).
-    ``check_rdb``: 'auto' (run when installed), 'always' (a missing tool fails), 'never'.
     """
-    result = {"ok": False, "reason": None, "checks": {}, "rdb_version": None, "aux": {},
-              "size": len(data), "sha256": None, "crc64": None, "keys_in_file": None}
-    checks = result["checks"]
-    command = None
-    if check_rdb != "never":
-        command = check_rdb_command(check_rdb_path)
-        if command is None:
-            checks["redis_check_rdb"] = "skipped: redis-check-rdb is not installed"
-            if check_rdb == "always":
-                checks["redis_check_rdb"] = "failed: redis-check-rdb is not installed"
-    else:
-        checks["redis_check_rdb"] = "skipped: check_rdb=never"
-    runner = _CheckRdbRun(command, data) if command else None
-
-    sha = hashlib.sha256()
+    verifier = StreamVerifier(check_rdb, check_rdb_path, keep_data=False)
     view = memoryview(data)
-    reasons = []
-    try:
-        header = parse_header(view[:4096])
-        result["rdb_version"], result["aux"] = header["version"], header["aux"]
-        checks["magic"] = "ok"
-    except RdbError as exc:
-        checks["magic"] = "failed"
-        reasons.append(str(exc))
-        header = None
-    body_end = len(view) - 8 if header and header["version"] >= CHECKSUM_SINCE else len(view)
-    crc = 0
     for start in range(0, len(view), CHUNK):
-        block = view[start:start + CHUNK]
-        sha.update(block)
-        if header and start < body_end:
-            crc = crc64(block[:max(0, body_end - start)], crc)
-    result["sha256"] = sha.hexdigest()
-    if header:
-        if header["version"] < CHECKSUM_SINCE:
-            checks["crc64"] = "skipped: RDB version %d has no checksum" % header["version"]
-        elif len(view) < 18 or view[body_end - 1] != OPCODE_EOF:
-            checks["crc64"] = "failed"
-            reasons.append("truncated: no end-of-file marker before the checksum")
-        else:
-            stored = struct.unpack_from("<Q", view, body_end)[0]
-            result["crc64"] = "%016x" % stored
-            if stored == 0:
-                checks["crc64"] = "skipped: written with rdbchecksum no"
-            elif stored != crc:
-                checks["crc64"] = "failed"
-                reasons.append("CRC64 mismatch: file says %016x, content is %016x" % (stored, crc))
-            else:
-                checks["crc64"] = "ok"
-    if runner:
-        code, output = runner.result()
-        match = re.search(r"(\d+) keys read", output)
-        if match:
-            result["keys_in_file"] = int(match.group(1))
-        if code == 0 and "RDB looks OK" in output:
-            checks["redis_check_rdb"] = "ok"
-        else:
-            checks["redis_check_rdb"] = "failed"
-            reasons.append("redis-check-rdb: %s" % _check_rdb_reason(output))
-    elif check_rdb == "always":
-        reasons.append("redis-check-rdb is not installed and check_rdb=always")
-    result["ok"] = not reasons
-    result["reason"] = "; ".join(reasons) if reasons else None
-    return result
+        verifier.feed(bytes(view[start:start + CHUNK]))
+    return verifier.finish()
 
 
 def read_file(path):

@@ -108,17 +108,35 @@ def test_replication_reader_both_wire_formats(redis_fresh, diskless):
     for i in range(500):
         server.cli("SET", "k%d" % i, "v%d" % i)
     params = dict(redis_fresh.connection(), socket_timeout=10.0)
-    data = backup.snapshot_replication(params, None, None, "test")
-    result = rdb.verify(data)
-    assert result["ok"] and result["keys_in_file"] == 500
+    verifier = backup.snapshot_replication(params, None, None, "test")
+    streamed = verifier.finish()
+    assert streamed["ok"] and streamed["keys_in_file"] == 500
+    again = rdb.verify(verifier.data())
+    assert again["ok"] and again["sha256"] == streamed["sha256"] and again["keys_in_file"] == 500
 
 
 def test_replication_reader_url_and_wrong_password(redis_password):
     server = redis_password.primary
     server.cli("SET", "a", "1")
-    data = backup.snapshot_replication(dict(url=server.url(), socket_timeout=10.0), None, None, "test")
-    assert rdb.verify(data)["ok"]
+    verifier = backup.snapshot_replication(dict(url=server.url(), socket_timeout=10.0), None, None, "test")
+    assert verifier.finish()["ok"] and rdb.verify(verifier.data())["ok"]
     with pytest.raises(RedisOpsError) as exc:
         backup.snapshot_replication(dict(redis_password.connection(), password="nope", socket_timeout=5.0),
                                     None, None, "test")
     assert "Authentication to Redis at" in str(exc.value) and "nope" not in str(exc.value)
+
+
+def test_bgsave_follows_the_growing_temp_file(redis_fresh):
+    import redis
+    server = redis_fresh.primary
+    client = redis.Redis(**dict(redis_fresh.connection(), decode_responses=True))
+    pipe = client.pipeline(transaction=False)
+    for i in range(3000):
+        pipe.set("k%d" % i, "v" * 100)
+    pipe.execute()
+    server.cli("CONFIG", "SET", "rdb-key-save-delay", "300")  # ~1 s of saving: the file is followed while it grows
+    verifier = backup.snapshot_bgsave(client, "test", 3600, rdb.StreamVerifier)
+    result = verifier.finish()
+    assert result["ok"] and result["keys_in_file"] == 3000
+    with open(server.dir + "/dump.rdb", "rb") as handle:
+        assert handle.read() == verifier.data()

@@ -443,7 +443,7 @@ class FrontDoor:
                 await response(scope, receive, send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence; logged, never shown
+        except Exception as exc:  # the last line of defence: logged, never shown
             logs.log("error", "Unhandled error", requestId=request_id, path=path, error=repr(exc),
                      trace=traceback.format_exc(limit=20))
             if not status[1]:

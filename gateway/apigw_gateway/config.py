@@ -182,8 +182,8 @@ def parse_env_file(path):
     """KEY=VALUE lines; blank lines, '#' comments, `export ` prefixes and matching quotes allowed."""
     values = {}
     with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            line = line.strip()
+        for number, raw in enumerate(handle, 1):
+            line = raw.strip()
             if not line or line.startswith("#"):
                 continue
             if line.startswith("export "):

@@ -87,10 +87,10 @@ class KeySet:
             raise KeySetError(f"{directory}/jwks.json has no \"keys\" list")
         meta = keyset.get("keys") if isinstance(keyset.get("keys"), dict) else {}
         verify_keys, published = {}, []
-        for jwk in jwks["keys"]:
-            if not isinstance(jwk, dict) or not jwk.get("kid"):
+        for entry in jwks["keys"]:
+            if not isinstance(entry, dict) or not entry.get("kid"):
                 raise KeySetError(f"{directory}/jwks.json holds a key without a kid")
-            jwk = {k: v for k, v in jwk.items() if k not in PRIVATE_MEMBERS}
+            jwk = {k: v for k, v in entry.items() if k not in PRIVATE_MEMBERS}
             kid = jwk["kid"]
             alg = jwk.get("alg") or (meta.get(kid) or {}).get("alg") or _default_alg(jwk)
             if jwk.get("use", "sig") != "sig":

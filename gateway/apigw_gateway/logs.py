@@ -17,19 +17,21 @@ import orjson
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "warn": 30, "error": 40}
 AUDIT_EVENTS = ("LOGIN_SUCCESS", "LOGIN_FAILURE", "ACCOUNT_LOCKED", "TOKEN_REFRESH", "TOKEN_REVOKED",
                 "RATE_LIMIT_EXCEEDED", "LOGOUT")
-_threshold = 20
-_PID = os.getpid()
+
+
+class _State:
+    threshold = 20
+    pid = os.getpid()
 
 
 def configure(level="info"):
-    global _threshold, _PID
-    _threshold = LEVELS.get(str(level).lower(), 20)
-    _PID = os.getpid()
+    _State.threshold = LEVELS.get(str(level).lower(), 20)
+    _State.pid = os.getpid()  # after a fork, the worker's own pid
     handler = _JSONHandler()
     for name in ("uvicorn", "uvicorn.error", "apigw"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
-        logger.setLevel(_threshold)
+        logger.setLevel(_State.threshold)
         logger.propagate = False
     logging.getLogger("uvicorn.access").disabled = True
 
@@ -41,9 +43,9 @@ def iso_now(now=None):
 
 def log(level, msg, **fields):
     number = LEVELS[level]
-    if number < _threshold:
+    if number < _State.threshold:
         return
-    record = {"level": level, "time": int(time.time() * 1000), "pid": _PID, "msg": msg}
+    record = {"level": level, "time": int(time.time() * 1000), "pid": _State.pid, "msg": msg}
     record.update(fields)
     _write(1, record)
 

@@ -120,7 +120,7 @@ class Supervisor:
                 code = serve_worker(self.sock, self.settings)
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else 1
-            except BaseException as exc:  # noqa: BLE001 - report, then leave the worker
+            except BaseException as exc:  # report, then leave the worker
                 logs.log("error", "Worker crashed", error=repr(exc))
             finally:
                 os._exit(code)

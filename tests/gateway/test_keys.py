@@ -156,7 +156,7 @@ def test_sighup_reload_under_load_drops_nothing(gateway_factory):
     kids = [jwt.get_unverified_header(access)["kid"]]
     with Hammer(gw, "/reports/load", {"Authorization": f"Bearer {access}"}, threads=3) as reports, \
             Hammer(gw, "/.well-known/jwks.json", threads=1) as jwks:
-        for _ in range(3):
+        for _ in range(2):
             time.sleep(0.3)
             kids.append(devkeys.write_keyset(gw.keys_dir, add=True))
             _sighup_and_wait(gw, workers=2)

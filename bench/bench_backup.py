@@ -43,7 +43,11 @@ def resp(*args):
 
 
 def dataset(total):
-    """Runbook key shapes in the proportions of a busy gateway; yields RESP commands."""
+    """Runbook key shapes in the proportions of a busy gateway; yields RESP commands.
+
+    TTLs are at least an hour (longer than a rate-limit window) so that no key expires while the
+    contenders run and every round sees the same dataset.
+    """
     rnd = random.Random(42)
     shares = [("ratelimit:global", 0.35), ("ratelimit:user", 0.20), ("ratelimit:auth", 0.05),
               ("loginfail", 0.10), ("lockout", 0.02), ("token:blacklist", 0.18), ("token:user", 0.10)]
@@ -52,13 +56,13 @@ def dataset(total):
             ip = "10.%d.%d.%d" % (i >> 16 & 255, i >> 8 & 255, i & 255)
             if prefix.startswith("ratelimit"):
                 subject = ip if prefix != "ratelimit:user" else "user-%d" % i
-                yield resp("SET", "%s:%s" % (prefix, subject), rnd.randint(1, 100), "EX", rnd.randint(60, 900))
+                yield resp("SET", "%s:%s" % (prefix, subject), rnd.randint(1, 100), "EX", rnd.randint(3600, 7200))
             elif prefix == "loginfail":
-                yield resp("SET", "loginfail:user%d:%s" % (i, ip), rnd.randint(1, 5), "EX", 900)
+                yield resp("SET", "loginfail:user%d:%s" % (i, ip), rnd.randint(1, 5), "EX", 3600)
             elif prefix == "lockout":
-                yield resp("SET", "lockout:user%d:%s" % (i, ip), "1", "EX", 1800)
+                yield resp("SET", "lockout:user%d:%s" % (i, ip), "1", "EX", 3600)
             elif prefix == "token:blacklist":
-                yield resp("SET", "token:blacklist:%032x" % rnd.getrandbits(128), "1", "EX", rnd.randint(60, 604800))
+                yield resp("SET", "token:blacklist:%032x" % rnd.getrandbits(128), "1", "EX", rnd.randint(3600, 604800))
             else:
                 yield resp("HSET", "token:user:%d" % i, "%032x" % rnd.getrandbits(128), 1736937000 + i,
                            "%032x" % rnd.getrandbits(128), 1736937600 + i)

@@ -7,6 +7,7 @@ GET /reports/{id}                 a small JSON report echoing the X-Request-Id a
 GET /reports/{id}?delay_ms=N      answers after N ms (tests: timeouts, draining)
 GET /reports/{id}?status=N        answers with status N (tests: 5xx -> 502, circuit breaker)
 GET /reports/missing              404
+GET /stats                        {"inflight": N}: requests being answered now (tests wait on it)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from urllib.parse import parse_qs
 import orjson
 
 JSON_HEADERS = [(b"content-type", b"application/json")]
+INFLIGHT = [0]
 
 
 async def _send(send, status, body):
@@ -40,13 +42,19 @@ async def app(scope, receive, send):
         return await _send(send, 405, {"error": "Method Not Allowed"})
     if path == "/healthz":
         return await _send(send, 200, {"status": "ok", "timestamp": int(time.time() * 1000)})
+    if path == "/stats":
+        return await _send(send, 200, {"inflight": INFLIGHT[0]})
     if not path.startswith("/reports/") or path.count("/") != 2:
         return await _send(send, 404, {"error": "Not Found"})
     report_id = path[len("/reports/"):]
     query = parse_qs(scope["query_string"].decode("latin-1")) if scope["query_string"] else {}
     delay = _int(query.get("delay_ms"), 0, 60000)
     if delay:
-        await asyncio.sleep(delay / 1000)
+        INFLIGHT[0] += 1
+        try:
+            await asyncio.sleep(delay / 1000)
+        finally:
+            INFLIGHT[0] -= 1
     status = _int(query.get("status"), 200, 599) or 200
     if report_id == "missing":
         status = 404

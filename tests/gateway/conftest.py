@@ -42,7 +42,7 @@ def new_client(base_url, **kwargs):
     return httpx.Client(base_url=base_url, verify=SSL_CONTEXT, timeout=kwargs.pop("timeout", 10.0), **kwargs)
 
 
-def wait_http(url, timeout=20.0, proc=None, log=None):
+def wait_http(url, timeout=60.0, proc=None, log=None):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
@@ -66,7 +66,7 @@ def _tail(path, lines=20):
         return "".join(handle.readlines()[-lines:])
 
 
-def wait_for(predicate, timeout=10.0, interval=0.05, message="condition"):
+def wait_for(predicate, timeout=30.0, interval=0.05, message="condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()

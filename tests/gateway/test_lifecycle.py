@@ -109,7 +109,7 @@ def test_maintenance_mode_on_and_off(gateway_factory, client_ip):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_sigterm_drains_in_flight_requests(gateway_factory, workers):
+def test_sigterm_drains_in_flight_requests(gateway_factory, upstream, workers):
     gw = gateway_factory(GENEROUS, workers=workers)
     access = gw.tokens("alice")["accessToken"]
     headers = {"Authorization": f"Bearer {access}"}
@@ -122,12 +122,13 @@ def test_sigterm_drains_in_flight_requests(gateway_factory, workers):
         assert client.get("/healthz").status_code == 200
 
     def slow(i):
-        return clients[i].get(f"/reports/slow{i}?delay_ms=1500", headers=headers).status_code
+        return clients[i].get(f"/reports/slow{i}?delay_ms=3000", headers=headers).status_code
 
     try:
         with ThreadPoolExecutor(16) as pool:
             futures = [pool.submit(slow, i) for i in range(16)]
-            time.sleep(0.7)  # all in flight (the upstream answers after 1.5 s)
+            wait_for(lambda: http_get(upstream.url + "/stats").json()["inflight"] >= 16, interval=0.01,
+                     message="16 requests in flight")
             gw.signal(signal.SIGTERM)
             statuses = [f.result() for f in futures]
     finally:
@@ -140,7 +141,7 @@ def test_sigterm_drains_in_flight_requests(gateway_factory, workers):
 
 
 def test_shutdown_delay_reports_draining(gateway_factory):
-    gw = gateway_factory({**GENEROUS, "SHUTDOWN_DELAY_MS": 1500})
+    gw = gateway_factory({**GENEROUS, "SHUTDOWN_DELAY_MS": 4000})
     gw.signal(signal.SIGTERM)
     ready = wait_for(lambda: (r := http_get(gw.url + "/readyz")).status_code == 503 and r)
     assert ready.json()["status"] == "draining"

@@ -117,8 +117,9 @@ def main():
     try:
         elapsed, _loaded = timed(lambda: load(server, args.keys))
         keys = int(server.cli("DBSIZE"))
-        print("dataset: %d keys loaded in %.1f s (redis-server %s)" % (
-            keys, elapsed, server.cli("INFO", "server").split("redis_version:")[1].split()[0]))
+        print("dataset: %d keys loaded in %.1f s (redis-server %s); %d CPUs, load average %.1f at start" % (
+            keys, elapsed, server.cli("INFO", "server").split("redis_version:")[1].split()[0], os.cpu_count(),
+            os.getloadavg()[0]))
         conn = server.connection()
         times = {"redis-cli --rdb (runbook)": [], "redis_backup method=bgsave": [],
                  "redis_backup method=replication": []}
@@ -138,6 +139,7 @@ def main():
                 times["redis_backup method=%s" % method].append(t)
                 checks = res["manifests"][0]["checks"]
                 subprocess.run(["rm", "-rf", dest], check=True)
+        print("load average %.1f after the backups" % os.getloadavg()[0])
         print("RDB size: %.1f MB; checks run by redis_backup: %s; CRC64 backend: %s"
               % (size / 1e6, ", ".join("%s=%s" % kv for kv in sorted(checks.items())), rdb.CRC64_BACKEND))
         base = statistics.median(times["redis-cli --rdb (runbook)"])

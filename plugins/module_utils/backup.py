@@ -531,6 +531,7 @@ class CreatePlan:
 
     def _backup_node(self, node, node_name, base, mode, uid, gid, written):
         params = self.params
+
         def new_verifier():
             return rdb.StreamVerifier(params["check_rdb"], params.get("check_rdb_path"))
 

@@ -230,6 +230,11 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+path:
+  description: The backup directory.
+  returned: state is present or pruned
+  type: str
+  sample: /backup
 name:
   description: Name of the backup created or found (O(state=present)).
   returned: state is present
@@ -262,7 +267,7 @@ deleted:
   elements: str
   sample: [dump-20260101]
 kept:
-  description: Names of the backups kept by the retention.
+  description: Names of the backups kept by the retention (null with O(prune=false)).
   returned: state is present or pruned
   type: list
   elements: str

@@ -25,7 +25,7 @@ def test_crc64_check_value_both_backends():
 
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 9, 63, 1000, 4099])
 def test_python_backend_equals_bitwise_reference(size):
-    data = bytes(random.Random(size).getrandbits(8) for _ in range(size))
+    data = bytes(random.Random(size).getrandbits(8) for _index in range(size))
     crc = 0
     for byte in data:  # the bit-by-bit definition
         crc ^= byte

@@ -1,14 +1,14 @@
 """Contract check: the gateway serves a key set written by the collection's own jwt_keyset module.
 
-Runs the module the way a playbook would (`ansible localhost -m apigw.ops.jwt_keyset`) on a
-collection tree made by scripts/collection-tree.sh; skipped where ansible or rsync is missing.
+The module runs as Ansible runs it on a host (the module file with its JSON arguments, the
+collection importable as ansible_collections.apigw.ops); skipped where ansible-core is missing.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -22,23 +22,26 @@ from .conftest import wait_for
 from .test_lifecycle import GENEROUS
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ANSIBLE = shutil.which("ansible", path=os.path.dirname(sys.executable)) or shutil.which("ansible")
-pytestmark = pytest.mark.skipif(not ANSIBLE or not shutil.which("rsync"), reason="needs ansible and rsync")
+MODULE = os.path.join(REPO, "plugins", "modules", "jwt_keyset.py")
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("ansible") is None or not os.path.exists(MODULE),
+                                reason="needs ansible-core and the jwt_keyset module")
 
 
 @pytest.fixture(scope="module")
 def module_runner(tmp_path_factory):
-    root = tmp_path_factory.mktemp("collection")
-    env = dict(os.environ, APIGW_COLLECTION_ROOT=str(root))
-    subprocess.run(["bash", os.path.join(REPO, "scripts", "collection-tree.sh")], env=env, check=True,
-                   capture_output=True, timeout=120)
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(root), ANSIBLE_NOCOLOR="1",
-               PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
+    root = tmp_path_factory.mktemp("collections")
+    (root / "ansible_collections" / "apigw").mkdir(parents=True)
+    os.symlink(REPO, root / "ansible_collections" / "apigw" / "ops")
+    env = dict(os.environ, PYTHONPATH=str(root))
 
-    def run(args):
-        proc = subprocess.run([ANSIBLE, "localhost", "-m", "apigw.ops.jwt_keyset", "-a", args], env=env,
-                              capture_output=True, text=True, timeout=180)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
+    def run(**params):
+        args = root / "args.json"
+        args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": params}))
+        proc = subprocess.run([sys.executable, MODULE, str(args)], env=env, capture_output=True, text=True,
+                              timeout=120)
+        result = json.loads(proc.stdout)
+        assert not result.get("failed"), result
+        return result
 
     return run
 
@@ -59,19 +62,19 @@ def _reload(gw):
 def test_rotation_with_the_jwt_keyset_module(module_runner, gateway_factory, tmp_path, client_ip):
     keys = tmp_path / "keyset"
     first, second = _pem(tmp_path / "k1.pem"), _pem(tmp_path / "k2.pem")
-    module_runner(f"path={keys} key={first} role=active")
+    module_runner(path=str(keys), key=first, role="active")
     gw = gateway_factory({**GENEROUS, "JWT_KEYS_DIR": str(keys)})
     old = gw.tokens("alice", ip=client_ip)
     old_kid = jwt.get_unverified_header(old["accessToken"])["kid"]
     assert json.loads((keys / "keyset.json").read_text())["active"] == old_kid
 
-    module_runner(f"path={keys} key={second} role=next")  # published before it signs
+    module_runner(path=str(keys), key=second, role="next")  # published before it signs
     _reload(gw)
     with gw.client(client_ip) as client:
         assert len(client.get("/.well-known/jwks.json").json()["keys"]) == 2
         assert jwt.get_unverified_header(gw.tokens("alice", ip=client_ip)["accessToken"])["kid"] == old_kid
 
-        module_runner(f"path={keys} key={second} role=active")
+        module_runner(path=str(keys), key=second, role="active")
         _reload(gw)
         new = gw.tokens("alice", ip=client_ip)
         new_kid = jwt.get_unverified_header(new["accessToken"])["kid"]
@@ -80,7 +83,7 @@ def test_rotation_with_the_jwt_keyset_module(module_runner, gateway_factory, tmp
             response = client.get("/reports/r", headers={"Authorization": f"Bearer {tokens['accessToken']}"})
             assert response.status_code == 200
 
-        module_runner(f"path={keys} kid={old_kid} state=absent")  # retire the old key
+        module_runner(path=str(keys), kid=old_kid, state="absent")  # retire the old key
         _reload(gw)
         assert [k["kid"] for k in client.get("/.well-known/jwks.json").json()["keys"]] == [new_kid]
         assert client.get("/reports/r", headers={"Authorization": f"Bearer {old['accessToken']}"}).status_code == 401

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The main job: deploy Redis + the reference gateway + the mock upstream on this machine (supervisord, no Docker,
+# no systemd, root not needed), check their health, and take a short tour of the runbook's Common Tasks.
+# Running it again changes nothing in the deployment (site.yml reports changed=0).
+#   scripts/main-job.sh                  deploy + health check + tour
+#   APIGW_BASE_DIR=/some/dir scripts/main-job.sh    all state there (default ~/.local/share/apigw)
+# Tear down:  scripts/main-job.sh --teardown      (= ansible-playbook playbooks/teardown.yml -e purge=true)
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+
+# 1. the virtualenv with Ansible and the collection's dependencies
+if [ ! -x .venv/bin/ansible-playbook ]; then
+  say "Setting up .venv (scripts/bootstrap.sh runtime)"
+  scripts/bootstrap.sh runtime
+fi
+export PATH=$repo/.venv/bin:$PATH
+# 2. the collection, as Ansible finds it (a copy of this checkout under build/collections)
+export ANSIBLE_COLLECTIONS_PATH=$repo/build/collections
+APIGW_COLLECTION_ROOT=$ANSIBLE_COLLECTIONS_PATH scripts/collection-tree.sh >/dev/null
+export ANSIBLE_CONFIG=$repo/ansible.cfg ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-1}
+base=${APIGW_BASE_DIR:-$HOME/.local/share/apigw}
+export APIGW_BASE_DIR=$base
+
+if [ "${1:-}" = "--teardown" ]; then
+  say "Tearing everything down"
+  run ansible-playbook playbooks/teardown.yml -e purge=true
+  exit 0
+fi
+
+say "Deploying Redis, the gateway and the mock upstream (site.yml)"
+run ansible-playbook playbooks/site.yml
+say "Health check (healthcheck.yml)"
+run ansible-playbook playbooks/healthcheck.yml
+say "Tour: login, rate limit hit and cleared, account locked and unlocked, token revoked (demo.yml)"
+run ansible-playbook playbooks/demo.yml
+
+gw_port=$(ansible-inventory --host localhost --yaml 2>/dev/null | sed -n 's/^gateway_port: //p')
+gw_port=${gw_port:-8080}
+cat <<INFO
+
+$(printf '\033[1m')apigw is running$(printf '\033[0m') (state in $base)
+  gateway        http://127.0.0.1:${gw_port}   (/healthz /readyz /metrics /.well-known/jwks.json /auth/login)
+  try it         curl -s http://127.0.0.1:${gw_port}/readyz
+  logs           $base/logs/gateway-${gw_port}.log  upstream.log  redis.log  audit-logs.json
+  processes      .venv/bin/supervisorctl -c $base/supervisor/supervisord.conf status
+  operate        ansible-playbook playbooks/{healthcheck,restart,scale,update_config}.yml  (docs/runbook-map.md)
+  stop           scripts/main-job.sh --teardown   (= ansible-playbook playbooks/teardown.yml -e purge=true)
+INFO

@@ -1,4 +1,4 @@
-"""Redis access: the contract's keys, one pipeline (one round trip) per request where possible.
+"""Redis access: the contract's keys, one round trip per request where possible.
 
 Connection loss never crashes the gateway: commands raise RedisUnavailable (-> 503), a background
 poll re-reads the maintenance hash and logs "Redis connected" when the link comes back.
@@ -7,7 +7,6 @@ poll re-reads the maintenance hash and logs "Redis connected" when the link come
 from __future__ import annotations
 
 import asyncio
-import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -157,15 +156,6 @@ class Store:
         results = [LimitResult(limit, replies[2 * i], replies[2 * i + 1]) for i, limit in enumerate(limits)]
         return results, replies[2 * len(limits):]
 
-    async def ping(self):
-        try:
-            await asyncio.wait_for(self.client.ping(), self.s.redis_timeout_ms / 1000)
-        except (TimeoutError, RedisError, OSError) as exc:
-            self._down(exc)
-            return False
-        self._up()
-        return True
-
     # -- maintenance poll ----------------------------------------------------
     async def refresh_maintenance(self):
         try:
@@ -213,6 +203,3 @@ def _safe_url(url):
         rest = "***@" + rest.rsplit("@", 1)[1]
     return scheme + sep + rest
 
-
-def now_s():
-    return int(time.time())

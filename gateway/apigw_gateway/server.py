@@ -219,6 +219,10 @@ def check_config(settings):
 
     KeySet.load(settings.jwt_keys_dir, settings.jwt_algorithms, settings.jwt_private_key_passphrase)
     UserStore.load(settings.users_file)
+    try:
+        logs.AuditLog(settings.audit_log_file).close()  # creates it (and its directory)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the audit log {settings.audit_log_file}: {exc.strerror}") from None
 
 
 def main(argv=None):

@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -88,6 +89,26 @@ def timed(func):
     return time.perf_counter() - start, out
 
 
+def server_cpu(pid):
+    """CPU seconds used by redis-server and its reaped children (the BGSAVE / replication fork)."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def own_children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def measured(server, func):
+    """(wall seconds, CPU seconds of redis-server + fork + our child processes, result)."""
+    cpu0 = server_cpu(server.pid) + own_children_cpu()
+    wall, out = timed(func)
+    time.sleep(0.2)  # let redis-server reap its fork child
+    return wall, server_cpu(server.pid) + own_children_cpu() - cpu0, out
+
+
 def run_module(root, module, args):
     env = dict(os.environ, PYTHONPATH=root, ANSIBLE_COLLECTIONS_PATH=root)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -123,18 +144,22 @@ def main():
         conn = server.connection()
         times = {"redis-cli --rdb (runbook)": [], "redis_backup method=bgsave": [],
                  "redis_backup method=replication": []}
+        cpu = {name: [] for name in times}
         size = None
         for round_ in range(args.rounds):
             out = os.path.join(work, "cli-%d.rdb" % round_)
-            t, _proc = timed(lambda: subprocess.run(server.cli_args() + ["--rdb", out], check=True, capture_output=True))
+            t, c, _proc = measured(server, lambda: subprocess.run(server.cli_args() + ["--rdb", out], check=True,
+                                                                  capture_output=True))
             times["redis-cli --rdb (runbook)"].append(t)
+            cpu["redis-cli --rdb (runbook)"].append(c)
             size = os.path.getsize(out)
             os.unlink(out)
             for method in ("bgsave", "replication"):
                 dest = os.path.join(work, "%s-%d" % (method, round_))
                 os.mkdir(dest)
-                t, res = timed(lambda: run_module(root, "redis_backup", dict(
+                t, c, res = measured(server, lambda: run_module(root, "redis_backup", dict(
                     conn, path=dest, name="bench", method=method, prune=False)))
+                cpu["redis_backup method=%s" % method].append(c)
                 assert res["changed"] and res["manifests"][0]["checks"]["crc64"] == "ok"
                 times["redis_backup method=%s" % method].append(t)
                 checks = res["manifests"][0]["checks"]
@@ -143,9 +168,13 @@ def main():
         print("RDB size: %.1f MB; checks run by redis_backup: %s; CRC64 backend: %s"
               % (size / 1e6, ", ".join("%s=%s" % kv for kv in sorted(checks.items())), rdb.CRC64_BACKEND))
         base = statistics.median(times["redis-cli --rdb (runbook)"])
-        print("\n%-36s %9s %8s" % ("backup (median of %d)" % args.rounds, "seconds", "ratio"))
+        cpu_base = statistics.median(cpu["redis-cli --rdb (runbook)"])
+        print("\n%-36s %9s %8s %12s %8s" % ("backup (median of %d)" % args.rounds, "seconds", "ratio",
+                                           "CPU seconds", "ratio"))
         for name, values in times.items():
-            print("%-36s %9.2f %7.2fx" % (name, statistics.median(values), statistics.median(values) / base))
+            print("%-36s %9.2f %7.2fx %12.2f %7.2fx" % (
+                name, statistics.median(values), statistics.median(values) / base,
+                statistics.median(cpu[name]), statistics.median(cpu[name]) / cpu_base))
 
         # verification of the same file
         path = os.path.join(work, "verify.rdb")

@@ -426,8 +426,15 @@ def _slots(node):
     return None, []
 
 
+def node_label(target, node):
+    """host:port of a primary (the current master for Sentinel)."""
+    if target.mode == "sentinel":
+        return "%s:%s" % node.connection_pool.get_master_address()
+    return target.node_name(node)
+
+
 def _source(target, node, method):
-    name = target.node_name(node)
+    name = node_label(target, node)
     host, _sep, port = name.rpartition(":")
     server = _info(node, "server")
     replication = _info(node, "replication")
@@ -471,7 +478,7 @@ class CreatePlan:
         atomic_file.check_writable_dir(os.path.join(self.directory, "x"))
         with translate_errors(target.description):
             self.nodes = target.primaries()
-            self.node_names = [target.node_name(n) for n in self.nodes]
+            self.node_names = [node_label(target, n) for n in self.nodes]
         cluster = target.mode == "cluster"
         self.bases = [file_base(self.name, n if cluster else None) for n in self.node_names]
         sets, _unmanaged = list_backups(self.directory)

@@ -15,7 +15,7 @@ main: ## the main job: deploy the local stack, health check, tour of the runbook
 	scripts/main-job.sh
 
 teardown: ## stop and remove the local stack
-	scripts/main-job.sh teardown
+	scripts/main-job.sh --teardown
 
 test: ## the whole test suite (what CI runs)
 	scripts/test.sh

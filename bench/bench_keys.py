@@ -28,7 +28,9 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -145,6 +147,32 @@ def bash(script, port):
     return time.perf_counter() - started
 
 
+class CpuMeter:
+    """CPU seconds (user+sys) used by this process, its waited-for children and the redis-server:
+    a figure the other load on a shared machine does not inflate the way it inflates wall time."""
+
+    def __init__(self, redis_pid):
+        self.redis_pid = redis_pid
+
+    def _now(self):
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with open("/proc/%d/stat" % self.redis_pid) as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        redis_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime, redis_cpu
+
+    def __enter__(self):
+        self.start = self._now()
+        return self
+
+    def __exit__(self, *exc):
+        end = self._now()
+        self.client = (end[0] - self.start[0]) + (end[1] - self.start[1])
+        self.redis = end[2] - self.start[2]
+        self.total = self.client + self.redis
+
+
 def machine():
     cpu = platform.processor() or ""
     try:
@@ -167,6 +195,7 @@ def main():
     parser.add_argument("--with-ansible-cli", action="store_true", help="also time `ansible localhost -m ...`")
     args = parser.parse_args()
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally: stop redis-server
     print("machine: %s" % machine())
     server = redis_servers.RedisServer(extra_config={"maxmemory": "0"}).start()
     root = collection_root()
@@ -178,16 +207,22 @@ def main():
         print("keys loaded: %d (%d ratelimit:*), redis-server on 127.0.0.1:%d" % (total, args.ratelimit_keys,
                                                                                   server.port))
         times = {"a": [], "b": [], "b_cli": [], "c": [], "i": [], "ii": []}
+        cpu = dict((k, []) for k in times)
+        meter = CpuMeter(server.pid)
         details = {}
         for _round in range(args.repeat):
             load(client, args.ratelimit_keys)
-            times["a"].append(bash('redis-cli -p PORT --scan --pattern "ratelimit:*" | xargs redis-cli -p PORT del',
-                                   server.port))
+            with meter:
+                times["a"].append(bash('redis-cli -p PORT --scan --pattern "ratelimit:*" | xargs redis-cli -p PORT del',
+                                       server.port))
+            cpu["a"].append(meter.total)
             assert client.dbsize() == expected_left, client.dbsize()
 
             load(client, args.ratelimit_keys)
-            elapsed, result = run_module(root, "gateway_ratelimit", dict(conn, scope="all", confirm_all=True,
-                                                                         max_keys=0))
+            with meter:
+                elapsed, result = run_module(root, "gateway_ratelimit", dict(conn, scope="all", confirm_all=True,
+                                                                             max_keys=0))
+            cpu["b"].append(meter.total)
             assert result["deleted"] == args.ratelimit_keys and client.dbsize() == expected_left, result
             times["b"].append(elapsed)
             details["module_elapsed"] = result["elapsed"]
@@ -199,23 +234,30 @@ def main():
                 assert client.dbsize() == expected_left
 
             load(client, args.ratelimit_keys)
-            elapsed, scan_s, unlink_s, deleted = floor(server.port)
+            with meter:
+                elapsed, scan_s, unlink_s, deleted = floor(server.port)
+            cpu["c"].append(meter.total)
             assert deleted == args.ratelimit_keys and client.dbsize() == expected_left
             times["c"].append(elapsed)
             details["floor_scan"], details["floor_unlink"] = scan_s, unlink_s
 
             client.delete(*client.keys("token:blacklist:bench-jti-*") or ["-"])
-            times["i"].append(bash('for jti in $(redis-cli -p PORT hkeys token:user:bench-user); do '
-                                   'redis-cli -p PORT setex "token:blacklist:$jti" 604800 1 >/dev/null; done',
-                                   server.port))
+            with meter:
+                times["i"].append(bash('for jti in $(redis-cli -p PORT hkeys token:user:bench-user); do '
+                                       'redis-cli -p PORT setex "token:blacklist:$jti" 604800 1 >/dev/null; done',
+                                       server.port))
+            cpu["i"].append(meter.total)
             assert len(client.keys("token:blacklist:bench-jti-*")) == 1000
             client.delete(*client.keys("token:blacklist:bench-jti-*"))
-            elapsed, result = run_module(root, "gateway_token", dict(conn, user_id="bench-user"))
+            with meter:
+                elapsed, result = run_module(root, "gateway_token", dict(conn, user_id="bench-user"))
+            cpu["ii"].append(meter.total)
             assert len(result["revoked"]) == 1000 and result["verified"], result
             times["ii"].append(elapsed)
             details["token_elapsed"] = result["elapsed"]
 
         med = dict((k, statistics.median(v)) for k, v in times.items() if v)
+        mcpu = dict((k, statistics.median(v)) for k, v in cpu.items() if v)
         print("\n== clear 1M rate-limit counters (median of %d) ==" % args.repeat)
         print("(a) runbook redis-cli --scan | xargs del : %7.2f s" % med["a"])
         print("(b) gateway_ratelimit module             : %7.2f s   (Redis work inside: %.2f s)"
@@ -231,6 +273,11 @@ def main():
         print("(ii) gateway_token module                : %7.2f s   (Redis work inside: %.3f s)"
               % (med["ii"], details["token_elapsed"]))
         print("module speed-up (i)/(ii)                 : %7.1fx  (required >= 20x)" % (med["i"] / med["ii"]))
+        print("\n== CPU seconds (client processes + redis-server; not inflated by other load) ==")
+        print("(a) %.2f  (b) %.2f  (c) %.2f  -> (a)/(b) %.1fx, (b)/(c) %.2fx" % (
+            mcpu["a"], mcpu["b"], mcpu["c"], mcpu["a"] / mcpu["b"], mcpu["b"] / mcpu["c"]))
+        print("(i) %.2f  (ii) %.2f  -> (i)/(ii) %.1fx" % (mcpu["i"], mcpu["ii"], mcpu["i"] / mcpu["ii"]))
+        print("load average at the end: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
         print("\nraw: %s" % json.dumps(dict((k, [round(x, 3) for x in v]) for k, v in times.items() if v)))
     finally:
         server.stop()

@@ -230,6 +230,10 @@ async def login(request):
     username = data.get("username")
     password = data.get("password")
     if not valid_username(username):
+        # audited (JSON-escaped, truncated) so that probing with hostile names shows up in the audit log
+        shown = username[:128] if isinstance(username, str) else None
+        metrics.LOGIN_FAILURES.labels("invalid_username").inc()
+        gw.audit.event("LOGIN_FAILURE", username=shown, ip=ip, request_id=rid, reason="invalid_username")
         raise ApiError(400, "username must be 1-64 letters, digits or . _ @ + -")
     if not isinstance(password, str) or not password or len(password) > 1024:
         raise ApiError(400, "password must be a non-empty string of at most 1024 characters")

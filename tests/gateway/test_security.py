@@ -167,6 +167,13 @@ def test_header_and_key_injection_in_usernames(gateway, client_ip, username):
     assert "x-injected" not in response.headers and "set-cookie" not in response.headers
     # nothing was written under a key built from the hostile name
     assert gateway.redis.cli("KEYS", "loginfail:*" + client_ip).strip() == ""
+    # the attempt is audited on one JSON line, the name escaped, never interpreted
+    with open(gateway.audit_file) as handle:
+        lines = [line for line in handle if f'"ip":"{client_ip}"' in line]
+    assert len(lines) == 1
+    event = json.loads(lines[0])
+    assert event["eventType"] == "LOGIN_FAILURE" and event["reason"] == "invalid_username"
+    assert event["username"] == username
 
 
 def test_request_id_injection_is_replaced(gateway):

@@ -65,12 +65,13 @@ def check_ttl(ttl, name="ttl", required_for=None):
     return ttl
 
 
-def covering_scan(templates_by_entry, keyspace):
+def covering_scan(templates_by_entry, keyspace, raw=False):
     """SCAN pattern(s) and an accept predicate that find the keys of several whole templates.
 
     With one template, its own pattern.  With several that share a literal prefix
     (``ratelimit:global:{ip}``, ``ratelimit:user:{user_id}`` ...), one pass over the keyspace with
-    ``<prefix>*`` and a predicate that keeps only keys of the given templates.
+    ``<prefix>*`` and a predicate that keeps only keys of the given templates (on bytes keys
+    when ``raw``, see key_scan.scan_keys).
     """
     entries = list(templates_by_entry)
     patterns = [keyspace.pattern(entry) for entry in entries]
@@ -92,9 +93,13 @@ def covering_scan(templates_by_entry, keyspace):
     if not common:
         return patterns, None
     if simple:  # each template is <literal head>{field}: a key is one of ours if it starts with a head
-        return [glob_escape(common) + "*"], re.compile(
-            "(?:%s)." % "|".join(re.escape(head) for head in heads), re.DOTALL).match
+        regex = "(?:%s)." % "|".join(re.escape(head) for head in heads)
+        if raw:
+            return [glob_escape(common) + "*"], re.compile(to_wire(regex), re.DOTALL).match
+        return [glob_escape(common) + "*"], re.compile(regex, re.DOTALL).match
     parsers = [keyspace.parser(entry) for entry in entries]
+    if raw:
+        return [glob_escape(common) + "*"], lambda key: any(p.match(printable(key)) for p in parsers)
     return [glob_escape(common) + "*"], lambda key: any(p.match(key) for p in parsers)
 
 

@@ -27,8 +27,10 @@ from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import 
 
 try:
     from redis.crc import key_slot
+    from redis.client import NEVER_DECODE
 except ImportError:  # reported by the connection layer before we get here
     key_slot = None
+    NEVER_DECODE = "NEVER_DECODE"
 
 DEFAULT_SCAN_COUNT = 1000
 DEFAULT_BATCH_SIZE = 1000
@@ -86,7 +88,7 @@ class KeyScan:
 
 
 def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_size=DEFAULT_SAMPLE_SIZE,
-              accept=None, allow_match_all=False):
+              accept=None, allow_match_all=False, raw=False):
     """SCAN every primary for keys matching any of ``patterns``; no writes.
 
     ``limit``: stop once more than ``limit`` keys matched (``truncated`` is then set);
@@ -95,6 +97,8 @@ def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_siz
     cover several templates with one broader pattern, i.e. one pass instead of one per template).
     ``allow_match_all``: a pattern made only of ``*`` matches every key of the database; it is
     refused unless the caller passes this explicit flag.
+    ``raw``: keep the keys as the bytes Redis sent (``accept`` then gets bytes) - no decoding,
+    no re-encoding for UNLINK; for callers that only count, sample and delete (a big clear).
     """
     if isinstance(patterns, str):
         patterns = [patterns]
@@ -105,6 +109,7 @@ def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_siz
             raise RedisOpsError("Refusing to scan with pattern %r: it matches every key. "
                                 "Name a key template instead." % pattern)
     result = KeyScan(sample_size=sample_size)
+    options = {NEVER_DECODE: True} if raw else {}
     started = time.monotonic()
     for node in target.primaries():
         name = target.node_name(node)
@@ -115,7 +120,7 @@ def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_siz
             for pattern in patterns:
                 cursor = 0
                 while True:
-                    cursor, keys = node.scan(cursor=cursor, match=pattern, count=count)
+                    cursor, keys = node.scan(cursor=cursor, match=pattern, count=count, **options)
                     result.scan_calls += 1
                     if accept is not None:
                         keys = list(filter(accept, keys))  # a C-level loop when accept is, e.g., re.match

@@ -117,14 +117,14 @@ class RatelimitRequest:
                     keys[self.keyspace.key(scope.entry, **{scope.field: subject})] = (scope, subject)
         return keys
 
-    def scan(self, target):
-        """The read-only KeyScan of the counters this request is about."""
+    def scan(self, target, raw=False):
+        """The read-only KeyScan of the counters this request is about (``raw``: keys as bytes)."""
         sample_size = self.params.get("sample_size")
         if self.subjects is not None:
             return key_scan.scan_for_exact_keys(target, list(self.exact_keys()), sample_size=sample_size)
-        patterns, accept = covering_scan([s.entry for s in self.scopes], self.keyspace)
+        patterns, accept = covering_scan([s.entry for s in self.scopes], self.keyspace, raw=raw)
         found = key_scan.scan_keys(target, patterns, count=self.params.get("scan_count"), limit=self.max_keys,
-                                   sample_size=sample_size, accept=accept)
+                                   sample_size=sample_size, accept=accept, raw=raw)
         if found.truncated:
             raise RedisOpsError("More than %d rate-limit counters match (scope %s); nothing was %s. Raise "
                                 "max_keys (0 = no cap) to act on all of them." % (
@@ -148,7 +148,7 @@ class RatelimitRequest:
 class ClearPlan(Plan):
     def __init__(self, request, target):
         self.request = request
-        self.found = request.scan(target)
+        self.found = request.scan(target, raw=True)  # only counted, sampled and deleted: keep the bytes
         self.changed = self.found.matched > 0
         self.deleted = self.found.matched  # what a real run deletes; apply() sets the real figure
         self.elapsed = self.found.elapsed

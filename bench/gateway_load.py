@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Load-test the reference gateway with autocannon (the runbook's tool) on this machine.
 
     python bench/gateway_load.py [--duration 30] [--workers 2] [--only healthz,login,reports]

@@ -15,7 +15,7 @@ die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 # --- system packages -------------------------------------------------------------------
 apt_packages=(redis-server redis-tools openssl rsync git jq curl ca-certificates)
-[ "$profile" = dev ] && apt_packages+=(shellcheck prometheus)
+[ "$profile" = dev ] && apt_packages+=(shellcheck prometheus systemd)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

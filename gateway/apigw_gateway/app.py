@@ -133,7 +133,7 @@ class Gateway:
 
     def token_response(self, user):
         keyset = self.keyset
-        access, _ = keyset.issue(token_type="access", subject=user.id, username=user.username,
+        access, _unused = keyset.issue(token_type="access", subject=user.id, username=user.username,
                                  ttl=self.s.jwt_access_ttl, issuer=self.s.jwt_issuer, audience=self.s.jwt_audience)
         refresh, claims = keyset.issue(token_type="refresh", subject=user.id, username=user.username,
                                        ttl=self.s.jwt_refresh_ttl, issuer=self.s.jwt_issuer,
@@ -180,7 +180,7 @@ def string_field(data, name, max_len=4096):
 
 def bearer_token(request):
     header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+    scheme, _sep, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "Missing bearer token", {"WWW-Authenticate": 'Bearer realm="apigw"'})
     return token.strip()
@@ -324,7 +324,7 @@ async def logout(request):
     except InvalidToken as exc:
         raise ApiError(401, f"Invalid refresh token: {exc}") from None
     jti, username = claims["jti"], claims.get("username")
-    results, _ = await gw.hit([gw.store.global_limit(ip)])
+    results, _unused = await gw.hit([gw.store.global_limit(ip)])
     gw.enforce(results, request, username)
     remaining = max(1, claims["exp"] - int(time.time()))  # the token's remaining life
     tokens_key = gw.store.user_tokens_key(claims["sub"])
@@ -347,7 +347,7 @@ async def report(request):
     limits = [gw.store.global_limit(ip)]
     if claims:
         limits.append(gw.store.user_limit(claims["sub"]))
-    results, _ = await gw.hit(limits)
+    results, _unused = await gw.hit(limits)
     gw.enforce(results, request, claims.get("username") if claims else None)
     if isinstance(problem, ApiError):
         raise problem

@@ -139,7 +139,7 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_stop)
         signal.signal(signal.SIGHUP, lambda *_: self.forward(signal.SIGHUP))
         logs.log("info", "Gateway starting", workers=self.count, port=self.settings.port)
-        for _ in range(self.count):
+        for _attempt in range(self.count):
             self.spawn()
         deadline = None
         while self.children:

@@ -82,7 +82,7 @@ class Store:
         self.s = settings
         timeout = settings.redis_timeout_ms / 1000
         kwargs = {"max_connections": settings.redis_pool_size, "timeout": timeout, "socket_timeout": timeout,
-                      "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1), "health_check_interval": 0}
+                  "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1), "health_check_interval": 0}
         if settings.redis_password:
             kwargs["password"] = settings.redis_password
         self.pool = aioredis.BlockingConnectionPool.from_url(settings.redis_url, **kwargs)
@@ -202,4 +202,3 @@ def _safe_url(url):
     if "@" in rest:
         rest = "***@" + rest.rsplit("@", 1)[1]
     return scheme + sep + rest
-

@@ -16,7 +16,7 @@ from .conftest import GATEWAY_SRC, child_env
 
 
 def run(*args, stdin=None, env=None, cwd=None):
-    return subprocess.run([sys.executable, "-m", *args], input=stdin, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", *args], input=stdin, capture_output=True, text=True, check=False,
                           env=child_env(env), cwd=cwd or GATEWAY_SRC, timeout=60)
 
 

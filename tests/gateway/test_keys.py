@@ -52,7 +52,7 @@ def test_encrypted_private_key_needs_the_passphrase(tmp_path):
     with pytest.raises(KeySetError, match="passphrase"):
         KeySet.load(str(tmp_path), ("RS256",))
     keyset = KeySet.load(str(tmp_path), ("RS256",), "pass-phrase")
-    token, _ = keyset.issue(token_type="access", subject="u", username="u", ttl=60, issuer="i", audience="a")
+    token, _unused = keyset.issue(token_type="access", subject="u", username="u", ttl=60, issuer="i", audience="a")
     assert keyset.verify(token, token_type="access", issuer="i", audience="a")["sub"] == "u"
 
 
@@ -67,7 +67,7 @@ def test_es256_only_when_configured(tmp_path):
     with pytest.raises(KeySetError, match="not a usable key"):
         KeySet.load(str(tmp_path), ("RS256",))
     keyset = KeySet.load(str(tmp_path), ("RS256", "ES256"))
-    token, _ = keyset.issue(token_type="access", subject="u", username="u", ttl=60, issuer="i", audience="a")
+    token, _unused = keyset.issue(token_type="access", subject="u", username="u", ttl=60, issuer="i", audience="a")
     assert jwt.get_unverified_header(token)["alg"] == "ES256"
     assert keyset.verify(token, token_type="access", issuer="i", audience="a")["sub"] == "u"
     # an RS256 header on an ES256 key is refused before any signature check
@@ -91,8 +91,8 @@ def test_mismatched_private_key_is_refused(tmp_path):
 
 
 def _reloads(gw):
-    return sum(1 for r in gw.log_records() if r["msg"] in ("Keys reloaded", "Reload failed, keeping the current keys"
-                                                                             " and users"))
+    messages = ("Keys reloaded", "Reload failed, keeping the current keys and users")
+    return sum(1 for r in gw.log_records() if r["msg"] in messages)
 
 
 def _sighup_and_wait(gw, workers=1):
@@ -156,7 +156,7 @@ def test_sighup_reload_under_load_drops_nothing(gateway_factory):
     kids = [jwt.get_unverified_header(access)["kid"]]
     with Hammer(gw, "/reports/load", {"Authorization": f"Bearer {access}"}, threads=3) as reports, \
             Hammer(gw, "/.well-known/jwks.json", threads=1) as jwks:
-        for _ in range(2):
+        for _attempt in range(2):
             time.sleep(0.3)
             kids.append(devkeys.write_keyset(gw.keys_dir, add=True))
             _sighup_and_wait(gw, workers=2)

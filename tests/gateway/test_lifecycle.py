@@ -26,7 +26,7 @@ class Hammer:
         self.gateway, self.path, self.headers = gateway, path, headers or {}
         self.statuses, self.errors = [], []
         self.stop_event = threading.Event()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _attempt in range(threads)]
 
     def _run(self):
         with self.gateway.client() as client:
@@ -117,7 +117,7 @@ def test_sigterm_drains_in_flight_requests(gateway_factory, upstream, workers):
     wait_for(lambda: len({r["pid"] for r in gw.log_records() if r["msg"] == "Gateway worker started"}) == workers)
 
     # connections are opened (and used once) up front, so the slow requests go out at once
-    clients = [new_client(gw.url, timeout=30) for _ in range(16)]
+    clients = [new_client(gw.url, timeout=30) for _attempt in range(16)]
     for client in clients:
         assert client.get("/healthz").status_code == 200
 
@@ -177,7 +177,7 @@ def test_upstream_down_is_502(gateway_factory, client_ip):
 def test_workers_share_metrics_and_are_restarted(gateway_factory):
     gw = gateway_factory(GENEROUS, workers=2)
     wait_for(lambda: len({r["pid"] for r in gw.log_records() if r["msg"] == "Gateway worker started"}) == 2)
-    for _ in range(60):
+    for _attempt in range(60):
         assert http_get(gw.url + "/healthz").status_code == 200  # a new connection each time
     served_by = {r["pid"] for r in gw.log_records() if r["msg"] == "Incoming request"}
     assert len(served_by) == 2
@@ -193,7 +193,7 @@ def test_workers_share_metrics_and_are_restarted(gateway_factory):
     os.kill(victim, signal.SIGKILL)
     wait_for(lambda: len({r["pid"] for r in gw.log_records() if r["msg"] == "Gateway worker started"}) == 3,
              timeout=15, message="replacement worker")
-    for _ in range(20):
+    for _attempt in range(20):
         assert http_get(gw.url + "/healthz").status_code == 200
     assert healthz_total() >= 80  # the dead worker's counts are kept
     assert gw.stop() == 0

@@ -55,7 +55,7 @@ def test_success_resets_the_failure_counter(strict, client_ip):
 
 
 def test_auth_rate_limit_per_ip(strict, client_ip):
-    statuses = [_login(strict, client_ip, PASSWORD, username="carol").status_code for _ in range(7)]
+    statuses = [_login(strict, client_ip, PASSWORD, username="carol").status_code for _attempt in range(7)]
     assert statuses == [200] * 6 + [429]
     response = _login(strict, client_ip, PASSWORD, username="carol")
     assert response.status_code == 429
@@ -74,7 +74,7 @@ def test_global_and_user_rate_limits(strict, client_ip):
     headers = {"Authorization": f"Bearer {access}"}
     strict.redis.cli("DEL", f"ratelimit:user:{strict.user_ids['bob']}")
     with strict.client(client_ip) as client:
-        statuses = [client.get("/reports/r", headers=headers).status_code for _ in range(4)]
+        statuses = [client.get("/reports/r", headers=headers).status_code for _attempt in range(4)]
     assert statuses == [200, 200, 200, 429]
     # another IP, same user: still limited by the per-user counter
     with strict.client(client_ip + "0") as other:
@@ -84,7 +84,7 @@ def test_global_and_user_rate_limits(strict, client_ip):
     # the global limit (8 per window) counts every API request of the IP
     strict.redis.cli("DEL", f"ratelimit:user:{strict.user_ids['bob']}")
     with strict.client(client_ip) as client:
-        for _ in range(4):
+        for _attempt in range(4):
             client.get("/reports/r", headers=headers)
         response = client.get("/reports/r", headers=headers)
     assert response.status_code == 429 and "global" in response.json()["message"]
@@ -108,4 +108,4 @@ def test_a_counter_without_ttl_gets_one(strict, client_ip):
 
 def test_health_endpoints_are_not_rate_limited(strict, client_ip):
     with strict.client(client_ip) as client:
-        assert all(client.get("/healthz").status_code == 200 for _ in range(12))
+        assert all(client.get("/healthz").status_code == 200 for _attempt in range(12))

@@ -58,7 +58,7 @@ def prometheus(limited):
 def _traffic(gw, ip):
     access = gw.tokens("alice", ip=ip + "9")["accessToken"]
     with gw.client(ip) as client:
-        for _ in range(5):
+        for _attempt in range(5):
             client.get("/healthz")
             client.post("/auth/login", json={"username": "bob", "password": "wrong"})  # 401, then 429
         client.post("/auth/login", json={"username": "carol", "password": PASSWORD})

@@ -128,7 +128,7 @@ def test_oversized_body_is_413(gateway, client_ip):
 def test_oversized_chunked_body_is_413(gateway, client_ip):
     def chunks():
         yield b'{"username":"alice","password":"'
-        for _ in range(40):
+        for _attempt in range(40):
             yield b"x" * 1024
         yield b'"}'
 

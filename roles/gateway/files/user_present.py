@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Make sure one user exists in the reference gateway's users file with the given password (idempotent).
 
 Usage: python user_present.py USERS_FILE USERNAME [USER_ID] [ROLE,ROLE]; the password comes from

@@ -52,7 +52,8 @@ EXAMPLES = r'''
 
 RETURN = r'''
 _value:
-  description: The JWKS document, a dict with one item C(keys), the list of public JWKs (C(kty), C(kid), C(alg), C(use), public members).
+  description: The JWKS document, a dict with one item C(keys), the list of public JWKs (C(kty), C(kid), C(alg), C(use),
+    public members).
   type: dict
 '''
 

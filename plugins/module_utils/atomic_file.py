@@ -120,9 +120,9 @@ def attributes_differ(path, mode=None, uid=-1, gid=-1):
     differ = []
     if mode is not None and stat.S_IMODE(info.st_mode) != mode:
         differ.append('mode')
-    if uid != -1 and info.st_uid != uid:
+    if uid not in (-1, info.st_uid):
         differ.append('owner')
-    if gid != -1 and info.st_gid != gid:
+    if gid not in (-1, info.st_gid):
         differ.append('group')
     return differ
 
@@ -154,7 +154,8 @@ def check_writable_dir(path):
             "Directory %s does not exist (or is not a directory): create it first." % directory)
     if not os.access(directory, os.W_OK | os.X_OK):
         raise AtomicFileError(
-            "Directory %s is not writable by this user (permissions, read-only mount or immutable flag): fix it or use become." % directory)
+            "Directory %s is not writable by this user (permissions, read-only mount or immutable flag): "
+            "fix it or use become." % directory)
 
 
 def backup_name(path):

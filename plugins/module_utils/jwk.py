@@ -160,7 +160,8 @@ def alg_mismatch(alg, info):
     ktype, curve = ALGORITHMS[alg]
     if ktype != info['type'] or (curve and curve != info['curve']):
         return "alg %s needs %s, not %s." % (
-            alg, ('an EC %s key' % curve) if curve else ('an %s key' % ktype if ktype != 'Ed25519' else 'an Ed25519 key'),
+            alg,
+            ('an EC %s key' % curve) if curve else ('an %s key' % ktype if ktype != 'Ed25519' else 'an Ed25519 key'),
             describe_text(info))
     return None
 
@@ -243,7 +244,8 @@ def resolve_spec(key_type=None, size=None, curve=None, alg=None):
     if key_type == 'RSA':
         size = RSA_MIN_SIZE if size is None else size
         if size < RSA_MIN_SIZE:
-            raise JwkError("RSA key size %s is refused: use at least %d bits (2048, 3072 or 4096)." % (size, RSA_MIN_SIZE))
+            raise JwkError("RSA key size %s is refused: use at least %d bits (2048, 3072 or 4096)."
+                           % (size, RSA_MIN_SIZE))
         if size not in RSA_SIZES:
             raise JwkError("RSA key size %s is not supported: use 2048, 3072 or 4096." % size)
         curve_out = None
@@ -291,13 +293,16 @@ def load_private(data, passphrase=None, path='private key'):
         key = serialization.load_pem_private_key(text, password=passphrase)
     except TypeError:
         if encrypted:
-            raise KeyReadError("Private key %s is encrypted and no passphrase was given: set passphrase." % path, 'passphrase')
+            raise KeyReadError("Private key %s is encrypted and no passphrase was given: set passphrase." % path,
+                               'passphrase')
         raise KeyReadError("Private key %s is not encrypted but a passphrase was given: remove passphrase "
-                           "(or regenerate=full_idempotence to replace the key with an encrypted one)." % path, 'passphrase')
+                           "(or regenerate=full_idempotence to replace the key with an encrypted one)." % path,
+                           'passphrase')
     except ValueError:
         if encrypted and passphrase:
             raise KeyReadError("Cannot decrypt private key %s: wrong passphrase." % path, 'passphrase')
-        raise KeyReadError("Cannot read private key %s: not a valid PEM private key (corrupted or wrong file)." % path, 'broken')
+        raise KeyReadError("Cannot read private key %s: not a valid PEM private key (corrupted or wrong file)." % path,
+                           'broken')
     except UnsupportedAlgorithm:
         raise KeyReadError("Cannot read private key %s: unsupported key algorithm." % path, 'broken')
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey, ed25519.Ed25519PrivateKey)):
@@ -405,7 +410,8 @@ class KeyPairPlan(object):
                 if regenerate == 'full_idempotence':
                     self._generate('replace the unreadable key (regenerate=full_idempotence)')
                 else:
-                    raise JwkError("%s Nothing was changed; regenerate=full_idempotence or always would replace it." % exc)
+                    raise JwkError("%s Nothing was changed; regenerate=full_idempotence or always would replace it."
+                                   % exc)
             else:
                 self.existing = key
                 self._check_existing(key, fmt, regenerate)
@@ -643,7 +649,8 @@ class KeySetPlan(object):
                 if state == 'absent':
                     self.kid = None
                 else:
-                    raise JwkError("kid %s is not in the key set %s: add it with key=<private key file>." % (p['kid'], self.dir))
+                    raise JwkError("kid %s is not in the key set %s: add it with key=<private key file>."
+                                   % (p['kid'], self.dir))
             elif p.get('alg') and p['alg'] != self.after['keys'][self.kid].get('alg'):
                 raise JwkError("alg can only be set together with key=, not for kid %s." % self.kid)
         if self.kid is not None:
@@ -654,14 +661,16 @@ class KeySetPlan(object):
         if p.get('retire_expired'):
             for kid in published(self.after):
                 entry = self.after['keys'][kid]
-                if entry['status'] == 'verify' and entry.get('not_after') is not None and entry['not_after'] <= self.now:
+                if (entry['status'] == 'verify' and entry.get('not_after') is not None
+                        and entry['not_after'] <= self.now):
                     self._retire(kid, explicit=False)
         self._plan_retired_files()
         self._plan_documents()
         if (self.writes or self.chmods or self.deletes) and not self.create_dir:
             check_writable_dir(self._file(JWKS_FILE))
         if not self.after['active'] and published(self.after):
-            self.warnings.append("Key set %s has no active key: promote one with role=active so the gateway can sign." % self.dir)
+            self.warnings.append("Key set %s has no active key: promote one with role=active so the gateway can sign."
+                                 % self.dir)
 
     def _plan_add(self, key_path, passphrase, alg):
         data = read_bytes(key_path)
@@ -670,7 +679,8 @@ class KeySetPlan(object):
         key = load_private(data, passphrase, key_path)[0]
         info = describe(key)
         if info['type'] == 'RSA' and info['size'] < RSA_MIN_SIZE:
-            raise JwkError("Key %s is RSA %s, below the %d-bit minimum: refused." % (key_path, info['size'], RSA_MIN_SIZE))
+            raise JwkError("Key %s is RSA %s, below the %d-bit minimum: refused."
+                           % (key_path, info['size'], RSA_MIN_SIZE))
         alg = alg or default_alg(key)
         problem = alg_mismatch(alg, info)
         if problem:
@@ -684,8 +694,8 @@ class KeySetPlan(object):
             self.after['keys'][kid] = entry
         elif entry.get('alg') != alg:
             if entry['status'] == 'active':
-                raise JwkError("Key %s is active with alg %s: changing its alg to %s would break signing; add it as a new key instead." % (
-                    kid, entry.get('alg'), alg))
+                raise JwkError("Key %s is active with alg %s: changing its alg to %s would break signing; "
+                               "add it as a new key instead." % (kid, entry.get('alg'), alg))
             self.actions.append('set alg of %s to %s' % (kid, alg))
             entry['alg'] = alg
         if entry['status'] == 'retired' and (self.params.get('state') or 'present') == 'absent':
@@ -721,7 +731,8 @@ class KeySetPlan(object):
             name = entry.get('private_key')
             if not name or (not os.path.exists(self._file(name)) and
                             not any(w[0] == self._file(name) for w in self.writes)):
-                raise JwkError("Key %s has no private key in %s and cannot sign: add it with key=<private key file>." % (kid, self.dir))
+                raise JwkError("Key %s has no private key in %s and cannot sign: add it with key=<private key file>."
+                               % (kid, self.dir))
             previous = self.after['active']
             if previous:
                 prev = self.after['keys'][previous]
@@ -738,7 +749,8 @@ class KeySetPlan(object):
             self.actions.append('%s %s as active' % ('add' if old_status is None else 'promote', kid))
             return
         if self.after['active'] == kid:
-            raise JwkError("Key %s is the active key and cannot become %s: promote another key to active first." % (kid, role))
+            raise JwkError("Key %s is the active key and cannot become %s: promote another key to active first."
+                           % (kid, role))
         if old_status == role:
             return
         entry['status'] = role
@@ -759,7 +771,8 @@ class KeySetPlan(object):
             raise JwkError("Refusing to retire the active key %s: promote another key to active first." % kid)
         if len(published(self.after)) <= 1:
             if explicit:
-                raise JwkError("Refusing to retire %s: it is the last key in %s and jwks.json would be empty." % (kid, self.dir))
+                raise JwkError("Refusing to retire %s: it is the last key in %s and jwks.json would be empty."
+                               % (kid, self.dir))
             self.warnings.append("Key %s is past not_after but is the last published key: kept." % kid)
             return
         entry['status'] = 'retired'
@@ -767,7 +780,7 @@ class KeySetPlan(object):
         self.actions.append('retire %s' % kid)
 
     def _plan_retired_files(self):
-        for kid, entry in sorted(self.after['keys'].items()):
+        for _kid, entry in sorted(self.after['keys'].items()):
             if entry['status'] != 'retired':
                 continue
             drop = []
@@ -799,13 +812,15 @@ class KeySetPlan(object):
                 except JwkError:
                     continue
                 if thumbprint(key) != kid:
-                    raise JwkError("%s holds key %s, not %s: the key set is inconsistent." % (self._file(name), thumbprint(key), kid))
+                    raise JwkError("%s holds key %s, not %s: the key set is inconsistent."
+                                   % (self._file(name), thumbprint(key), kid))
                 self.pubkeys[kid] = key
                 if member == 'private_key':
                     self._ensure_file(entry['public_key'] or '%s.pub.pem' % kid, public_pem(key), 0o644)
                     entry['public_key'] = entry['public_key'] or '%s.pub.pem' % kid
                 return key
-        raise JwkError("Cannot find the public key of %s in %s: re-add it with key=<private key file>." % (kid, self.dir))
+        raise JwkError("Cannot find the public key of %s in %s: re-add it with key=<private key file>."
+                       % (kid, self.dir))
 
     def _plan_documents(self):
         keys = []
@@ -813,12 +828,12 @@ class KeySetPlan(object):
             entry = self.after['keys'][kid]
             jwk = public_jwk(self._public_of(kid), entry['alg'])
             keys.append(jwk)
-            if entry.get('private_key') and not self.create_dir and os.path.exists(self._file(entry['private_key'])):
-                if not any(w[0] == self._file(entry['private_key']) for w in self.writes):
-                    differ = attributes_differ(self._file(entry['private_key']), 0o600, self.uid, self.gid)
-                    if differ and (self._file(entry['private_key']), 0o600) not in self.chmods:
-                        self.chmods.append((self._file(entry['private_key']), 0o600))
-                        self.actions.append('set %s of %s' % ('/'.join(differ), self._file(entry['private_key'])))
+            if (entry.get('private_key') and not self.create_dir and os.path.exists(self._file(entry['private_key']))
+                    and not any(w[0] == self._file(entry['private_key']) for w in self.writes)):
+                differ = attributes_differ(self._file(entry['private_key']), 0o600, self.uid, self.gid)
+                if differ and (self._file(entry['private_key']), 0o600) not in self.chmods:
+                    self.chmods.append((self._file(entry['private_key']), 0o600))
+                    self.actions.append('set %s of %s' % ('/'.join(differ), self._file(entry['private_key'])))
         self.jwks = {'keys': keys}
         for name, doc in ((JWKS_FILE, self.jwks), (KEYSET_FILE, self.after)):
             path = self._file(name)

@@ -88,8 +88,9 @@ options:
       - What to do with an existing private key. A missing key is always created, whatever the value.
       - V(never) keeps an existing readable key even if its size does not match, as long as it can sign with O(alg) and
         is not under 2048 bits; fails if it cannot be read (corrupted, wrong or missing passphrase).
-      - V(fail) (default) fails when the existing key cannot be read or does not match O(type)/O(size)/O(curve)/O(passphrase),
-        with a message saying why; nothing is changed. A key that is too small or of the wrong type is reported as such.
+      - V(fail) (default) fails when the existing key cannot be read or does not match
+        O(type)/O(size)/O(curve)/O(passphrase), with a message saying why; nothing is changed. A key that is too
+        small or of the wrong type is reported as such.
       - V(partial_idempotence) replaces a readable key that does not match the options; fails on an unreadable key.
       - V(full_idempotence) also replaces a key it cannot read (corrupted file, unknown passphrase). Use O(backup=true)!
       - V(always) generates a new key on every run (never idempotent).
@@ -206,7 +207,8 @@ curve:
   type: str
   sample: P-256
 public_key:
-  description: Public key, SubjectPublicKeyInfo PEM. V(null) when no key exists after the run (or is not known yet in check mode).
+  description: Public key, SubjectPublicKeyInfo PEM. V(null) when no key exists after the run (or is not known yet in
+    check mode).
   returned: always
   type: str
   sample: "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqh...\n-----END PUBLIC KEY-----\n"

@@ -51,7 +51,8 @@ options:
     required: true
   key:
     description:
-      - A private key PEM file (for example written by M(apigw.ops.jwt_keypair)) to add to the set or change the role of.
+      - A private key PEM file (for example written by M(apigw.ops.jwt_keypair)) to add to the set or change the role
+        of.
       - Its bytes are copied to C(<kid>.pem) (0600) in the directory and its public key to C(<kid>.pub.pem) (0644).
       - Mutually exclusive with O(kid).
     type: path
@@ -107,7 +108,8 @@ options:
   retired_files:
     description:
       - What happens to the files of a retired key. V(keep_public) deletes the private key and keeps the public key
-        (the default), V(keep_all) keeps both, V(delete) deletes both. A deleted file's name becomes V(null) in C(keyset.json).
+        (the default), V(keep_all) keeps both, V(delete) deletes both. A deleted file's name becomes V(null) in
+        C(keyset.json).
     type: str
     choices: [keep_public, keep_all, delete]
     default: keep_public
@@ -219,7 +221,10 @@ actions:
   returned: always
   type: list
   elements: str
-  sample: ["promote NzbL... as active", "demote 6Xq1... to verify until 1767225600", "update /etc/gateway/keys/jwks.json"]
+  sample:
+    - "promote NzbL... as active"
+    - "demote 6Xq1... to verify until 1767225600"
+    - "update /etc/gateway/keys/jwks.json"
 '''
 
 from ansible.module_utils.basic import AnsibleModule

@@ -27,7 +27,7 @@ import time
 import pytest
 
 jwt = pytest.importorskip('jwt')
-from cryptography.hazmat.primitives import serialization  # noqa: E402 pylint: disable=wrong-import-position
+from cryptography.hazmat.primitives import serialization  # pylint: disable=wrong-import-position
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -128,11 +128,13 @@ def test_openssl_accepts_every_private_key(generated):
     work, results = generated
     for name, _opts, _alg in KEYS:
         for path in (work / ('%s.pem' % name), work / 'keyset' / ('%s.pem' % results[name]['kid'])):
-            run = subprocess.run(['openssl', 'pkey', '-check', '-noout', '-in', str(path)], capture_output=True, text=True, check=False)
+            run = subprocess.run(['openssl', 'pkey', '-check', '-noout', '-in', str(path)],
+                                 capture_output=True, text=True, check=False)
             assert run.returncode == 0 and 'valid' in (run.stdout + run.stderr).lower(), (name, run.stderr)
             assert oct(os.stat(str(path)).st_mode & 0o777) == '0o600'
         pub = work / ('%s.pub.pem' % name)
-        run = subprocess.run(['openssl', 'pkey', '-pubin', '-in', str(pub), '-noout'], capture_output=True, text=True, check=False)
+        run = subprocess.run(['openssl', 'pkey', '-pubin', '-in', str(pub), '-noout'],
+                             capture_output=True, text=True, check=False)
         assert run.returncode == 0, run.stderr
 
 

@@ -8,6 +8,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 import json
 import os
+import pathlib
 import stat
 
 import pytest
@@ -166,7 +167,7 @@ def test_backup_keeps_previous_content(tmp_path):
     target = tmp_path / 'k.pem'
     target.write_bytes(b'v1')
     backup = atomic_file.write_atomic(str(target), b'v2', 0o644, backup=True)
-    assert backup and open(backup, 'rb').read() == b'v1'
+    assert backup and pathlib.Path(backup).read_bytes() == b'v1'
     assert target.read_bytes() == b'v2'
     assert stat.S_IMODE(target.stat().st_mode) == 0o644
 

@@ -8,6 +8,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 import json
 import os
+import pathlib
 import stat
 
 import pytest
@@ -23,9 +24,8 @@ def run(capsys, check_mode=False, diff=False, **args):
         args['_ansible_check_mode'] = True
     if diff:
         args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            jwt_keypair.main()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        jwt_keypair.main()
     out = capsys.readouterr().out
     return json.loads(out), out
 
@@ -86,7 +86,8 @@ def test_corrupted_and_mismatched_existing_key(tmp_path, capsys):
     assert res['failed']
     assert path.read_bytes().startswith(b'-----BEGIN PRIVATE KEY-----\nAAAA')
     res = run(capsys, path=str(path), regenerate='full_idempotence', backup=True)[0]
-    assert res['changed'] and open(res['backup_file'], 'rb').read().endswith(b'AAAA\n-----END PRIVATE KEY-----\n')
+    assert res['changed'] and pathlib.Path(res['backup_file']).read_bytes().endswith(
+        b'AAAA\n-----END PRIVATE KEY-----\n')
     res = run(capsys, path=str(path), type='Ed25519')[0]
     assert res['failed'] and 'is RSA 2048 but Ed25519 was requested (regenerate=fail)' in res['msg']
     res = run(capsys, path=str(path), size=3072, regenerate='never')[0]
@@ -96,7 +97,7 @@ def test_corrupted_and_mismatched_existing_key(tmp_path, capsys):
 def test_interrupted_write_leaves_old_key(tmp_path, capsys, monkeypatch):
     path = str(tmp_path / 'k.pem')
     first = run(capsys, path=path)[0]
-    before = open(path, 'rb').read()
+    before = pathlib.Path(path).read_bytes()
 
     def boom(src, dst):
         raise OSError(5, 'Input/output error')
@@ -104,7 +105,7 @@ def test_interrupted_write_leaves_old_key(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(atomic_file.os, 'rename', boom)
     res = run(capsys, path=path, regenerate='always')[0]
     assert res['failed'] and res['msg'] == 'Cannot write %s: Input/output error; the previous file is unchanged.' % path
-    assert open(path, 'rb').read() == before
+    assert pathlib.Path(path).read_bytes() == before
     assert sorted(os.listdir(str(tmp_path))) == ['k.pem', 'k.pub.pem']
     monkeypatch.undo()
     again = run(capsys, path=path)[0]

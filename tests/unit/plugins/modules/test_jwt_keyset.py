@@ -8,6 +8,7 @@ __metaclass__ = type  # pylint: disable=invalid-name
 
 import json
 import os
+import pathlib
 
 import pytest
 
@@ -22,9 +23,8 @@ def run(capsys, check_mode=False, **args):
     if check_mode:
         args['_ansible_check_mode'] = True
     args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            jwt_keyset.main()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        jwt_keyset.main()
     return json.loads(capsys.readouterr().out)
 
 
@@ -35,7 +35,7 @@ def _key(tmp_path, name, alg='RS256', passphrase=None):
 
 
 def snapshot(directory):
-    return dict((n, open(os.path.join(directory, n), 'rb').read()) for n in sorted(os.listdir(directory)))
+    return dict((n, pathlib.Path(directory, n).read_bytes()) for n in sorted(os.listdir(directory)))
 
 
 def test_four_ways_and_rotation(tmp_path, capsys):
@@ -51,10 +51,11 @@ def test_four_ways_and_rotation(tmp_path, capsys):
         assert check1['changed'] and apply1['changed'], args
         assert not check2['changed'] and not apply2['changed'], args
         assert check1['jwks'] == apply1['jwks'] == apply2['jwks']
-        assert json.loads(open(os.path.join(ks, 'jwks.json')).read()) == apply2['jwks']
+        assert json.loads(pathlib.Path(ks, 'jwks.json').read_text()) == apply2['jwks']
         assert apply2['jwks']['keys']
     assert apply2['active'] == kid_b and apply2['published'] == [kid_b]
-    assert apply2['keyset']['keys'][kid_a]['status'] == 'retired' and apply2['keyset']['keys'][kid_a]['not_after'] == 300 + 608400
+    assert (apply2['keyset']['keys'][kid_a]['status'] == 'retired'
+            and apply2['keyset']['keys'][kid_a]['not_after'] == 300 + 608400)
     assert apply1['diff']['before']['keys'][kid_a]['status'] == 'verify'
     assert apply1['diff']['after']['keys'][kid_a]['status'] == 'retired'
 

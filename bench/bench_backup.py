@@ -169,8 +169,8 @@ def main():
               % (size / 1e6, ", ".join("%s=%s" % kv for kv in sorted(checks.items())), rdb.CRC64_BACKEND))
         base = statistics.median(times["redis-cli --rdb (runbook)"])
         cpu_base = statistics.median(cpu["redis-cli --rdb (runbook)"])
-        print("\n%-36s %9s %8s %12s %8s" % ("backup (median of %d)" % args.rounds, "seconds", "ratio",
-                                           "CPU seconds", "ratio"))
+        header = ("backup (median of %d)" % args.rounds, "seconds", "ratio", "CPU seconds", "ratio")
+        print("\n%-36s %9s %8s %12s %8s" % header)
         for name, values in times.items():
             print("%-36s %9.2f %7.2fx %12.2f %7.2fx" % (
                 name, statistics.median(values), statistics.median(values) / base,

@@ -18,7 +18,8 @@ description:
     match it. With O(reverify=true) every file is re-read and re-checked (RDB magic and version, CRC64,
     C(redis-check-rdb) when installed) - the runbook's "Verify backup" step.
   - C(.rdb) files without a manifest are listed as RV(unmanaged).
-  - Reads files only; needs no connection to Redis.
+  - Reads files only; needs no connection to Redis. The connection options are accepted (and not used) so
+    that C(module_defaults) for C(group/apigw.ops.gateway) applies to this module too.
 author:
   - apigw.ops maintainers (@apigw)
 attributes:
@@ -31,6 +32,8 @@ attributes:
   idempotent:
     support: full
     description: Only reads; C(changed) is always V(false).
+extends_documentation_fragment:
+  - apigw.ops.redis_connection
 options:
   path:
     description:
@@ -127,19 +130,19 @@ import os
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.apigw.ops.plugins.module_utils.backup import describe_sets
+from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import redis_connection_argument_spec
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            path=dict(type="path", required=True),
-            name=dict(type="str"),
-            reverify=dict(type="bool", default=False),
-            check_rdb=dict(type="str", default="auto", choices=["auto", "always", "never"]),
-            check_rdb_path=dict(type="path"),
-        ),
-        supports_check_mode=True,
+    spec = redis_connection_argument_spec()  # accepted for module_defaults of the group; not used
+    spec.update(
+        path=dict(type="path", required=True),
+        name=dict(type="str"),
+        reverify=dict(type="bool", default=False),
+        check_rdb=dict(type="str", default="auto", choices=["auto", "always", "never"]),
+        check_rdb_path=dict(type="path"),
     )
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     params = module.params
     if not os.path.isdir(params["path"]):
         module.fail_json(msg="Backup directory %s does not exist (or is not a directory)." % params["path"])

@@ -9,7 +9,16 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+# run CMD...: show the command, run it, show its wall time
+run() {
+  printf '$ %s\n' "$*"
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@"
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" -v what="${2:-$1}" -v load="$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)" \
+    'BEGIN { printf "(%s: %.1f s wall, load average %s)\n", what, b - a, load }'
+}
 
 # 1. the virtualenv with Ansible and the collection's dependencies
 if [ ! -x .venv/bin/ansible-playbook ]; then

@@ -72,3 +72,23 @@ def test_cap_and_confirmation(redis_standalone):
         RatelimitRequest(Keyspace(), params(conn, scope="x"))
     with pytest.raises(RedisOpsError, match="fits no scope"):
         RatelimitRequest(Keyspace({"ratelimit_user": "ratelimit:user:{ip}"}), params(conn, subject=["bob"]))
+
+
+def test_redis_dies_between_plan_and_apply_then_rerun_completes(redis_fresh):
+    server = redis_fresh.primary
+    server.cli("EVAL", "for i=1,3000 do redis.call('SET', 'ratelimit:global:10.1.' .. (i % 200) .. '.' .. i, 1) end", "0")
+    conn = redis_fresh.connection()
+    target = open_target(params(conn, socket_timeout=2.0))
+    request = RatelimitRequest(Keyspace(), params(conn, confirm_all=True, max_keys=0))
+    plan = request.plan(target)
+    assert plan.found.matched == 3000
+    server.kill()
+    with pytest.raises(RedisOpsError) as err:
+        plan.apply(target)
+    assert str(err.value).startswith("Cannot connect to Redis") and "\n" not in str(err.value)
+    server.start()
+    server.cli("EVAL", "for i=1,3000 do redis.call('SET', 'ratelimit:global:10.1.' .. (i % 200) .. '.' .. i, 1) end", "0")
+    target = open_target(params(conn))
+    rerun = request.plan(target)
+    rerun.apply(target)
+    assert rerun.deleted == 3000 and server.cli("DBSIZE").strip() == "0"

@@ -148,8 +148,8 @@ def main():
         size = None
         for round_ in range(args.rounds):
             out = os.path.join(work, "cli-%d.rdb" % round_)
-            t, c, _proc = measured(server, lambda: subprocess.run(server.cli_args() + ["--rdb", out], check=True,
-                                                                  capture_output=True))
+            cli_rdb = server.cli_args() + ["--rdb", out]
+            t, c, _proc = measured(server, lambda cmd=cli_rdb: subprocess.run(cmd, check=True, capture_output=True))
             times["redis-cli --rdb (runbook)"].append(t)
             cpu["redis-cli --rdb (runbook)"].append(c)
             size = os.path.getsize(out)
@@ -157,7 +157,7 @@ def main():
             for method in ("bgsave", "replication"):
                 dest = os.path.join(work, "%s-%d" % (method, round_))
                 os.mkdir(dest)
-                t, c, res = measured(server, lambda: run_module(root, "redis_backup", dict(
+                t, c, res = measured(server, lambda dest=dest, method=method: run_module(root, "redis_backup", dict(
                     conn, path=dest, name="bench", method=method, prune=False)))
                 cpu["redis_backup method=%s" % method].append(c)
                 assert res["changed"] and res["manifests"][0]["checks"]["crc64"] == "ok"
@@ -179,11 +179,13 @@ def main():
         # verification of the same file
         path = os.path.join(work, "verify.rdb")
         subprocess.run(server.cli_args() + ["--rdb", path], check=True, capture_output=True)
-        data = open(path, "rb").read()
+        with open(path, "rb") as handle:
+            data = handle.read()
         vtimes = {"redis-check-rdb (file)": [], "verify: magic+CRC64+sha256 (no check-rdb)": [],
                   "verify: full (CRC64 + redis-check-rdb concurrently)": []}
         for _round in range(args.rounds):
-            t, proc = timed(lambda: subprocess.run(["redis-check-rdb", path], capture_output=True, text=True, check=False))
+            check_cmd = ["redis-check-rdb", path]
+            t, proc = timed(lambda cmd=check_cmd: subprocess.run(cmd, capture_output=True, text=True, check=False))
             assert proc.returncode == 0
             vtimes["redis-check-rdb (file)"].append(t)
             t, res = timed(lambda: rdb.verify(data, check_rdb="never"))

@@ -303,7 +303,7 @@ def snapshot_bgsave(node, description, timeout, new_verifier, require_local=True
                 temp = _temp_rdb(directory, started)
                 if temp:
                     try:
-                        handle = open(temp, "rb")
+                        handle = open(temp, "rb")  # noqa: SIM115 - followed across polls, closed below
                     except (IOError, OSError):
                         handle = None
             grew = _drain(handle, verifier) if handle else 0

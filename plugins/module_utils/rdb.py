@@ -31,7 +31,7 @@ import threading
 
 try:
     import crcmod
-    import crcmod._crcfunext  # noqa: F401  pylint: disable=unused-import
+    import crcmod._crcfunext  # pylint: disable=unused-import
     _CRCMOD = crcmod.mkCrcFun(0x1ad93d23594c935a9, initCrc=0, rev=True, xorOut=0)
     CRC64_BACKEND = "crcmod (C extension)"
 except ImportError:
@@ -48,7 +48,7 @@ CHUNK = 4 << 20
 
 _POLY_REFLECTED = 0x95AC9329AC4BC9B5
 F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
-_TABLES = None
+_TABLES = []  # filled once by _tables()
 
 
 class RdbError(Exception):
@@ -56,8 +56,7 @@ class RdbError(Exception):
 
 
 def _tables():
-    global _TABLES  # pylint: disable=global-statement
-    if _TABLES is None:
+    if not _TABLES:
         first = []
         for byte in range(256):
             crc = byte
@@ -68,7 +67,7 @@ def _tables():
         for _k in range(7):
             prev = tables[-1]
             tables.append([(prev[i] >> 8) ^ first[prev[i] & 0xFF] for i in range(256)])
-        _TABLES = tables
+        _TABLES.extend(tables)
     return _TABLES
 
 
@@ -198,7 +197,7 @@ class StreamVerifier:
             self.checks["redis_check_rdb"] = ("failed" if check_rdb == "always" else "skipped") + \
                 ": redis-check-rdb is not installed"
             return
-        self._report = tempfile.TemporaryFile()
+        self._report = tempfile.TemporaryFile()  # noqa: SIM115 - closed in finish()/abort()
         self._proc = subprocess.Popen([command, "/dev/stdin"], stdin=subprocess.PIPE,
                                       stdout=self._report, stderr=subprocess.STDOUT)
         try:  # a 1 MiB pipe (Linux) lets it run ahead instead of in 64 KiB steps

@@ -302,7 +302,8 @@ aof_enabled:
   returned: state is restored
   type: bool
 aof_disabled_for_restore:
-  description: Whether the config now carries the restore override C(appendonly no) - run O(state=aof_enabled) after start.
+  description: Whether the config now carries the restore override C(appendonly no) -
+    run O(state=aof_enabled) after start.
   returned: state is restored
   type: bool
 aof_moved:
@@ -363,7 +364,8 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec(), supports_check_mode=True,
                            required_if=[("state", "aof_enabled", ["config_file"])])
     state = module.params["state"]
-    if module.params["keep_days"] is not None and module.params["keep_days"] < 0 or module.params["keep_min"] < 1:
+    keep_days = module.params["keep_days"]
+    if (keep_days is not None and keep_days < 0) or module.params["keep_min"] < 1:
         module.fail_json(msg="keep_days must be >= 0 and keep_min >= 1 (the newest verified backup is always kept).")
     target = connect(module) if state in ("present", "aof_enabled") else None
     try:

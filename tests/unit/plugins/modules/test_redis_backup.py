@@ -23,14 +23,28 @@ from ansible_collections.apigw.ops.plugins.modules import redis_backup, redis_ba
 from ansible_collections.apigw.ops.tests.harness import redis_servers
 
 
+def read_bytes(path):
+    with open(str(path), 'rb') as handle:
+        return handle.read()
+
+
+def write_bytes(path, data):
+    with open(str(path), 'wb') as handle:
+        handle.write(data)
+
+
+def read_json(path):
+    with open(str(path)) as handle:
+        return json.load(handle)
+
+
 def run(capsys, module=redis_backup, check_mode=False, diff=False, **args):
     if check_mode:
         args['_ansible_check_mode'] = True
     if diff:
         args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
     out = capsys.readouterr().out
     return json.loads(out)
 
@@ -88,7 +102,8 @@ def client_of(topo):
 
 def mount_tmpfs(path, options):
     os.makedirs(path, exist_ok=True)
-    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', path], capture_output=True, text=True, check=False)
+    proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', path],
+                          capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         pytest.skip('cannot mount a tmpfs here (%s): needs root / CAP_SYS_ADMIN' % proc.stderr.strip())
     return path
@@ -109,7 +124,7 @@ def test_create_four_ways(redis_standalone, tmp_path, capsys, method):
     assert not check2['changed'] and not apply2['changed'] and not apply2['created']
     assert check1['diff']['after']['backups'] == ['daily'] and check1['diff']['before']['backups'] == []
     assert sorted(os.listdir(str(tmp_path))) == ['daily.manifest.json', 'daily.rdb']
-    manifest = json.load(open(str(tmp_path / 'daily.manifest.json')))
+    manifest = read_json(tmp_path / 'daily.manifest.json')
     assert manifest['method'] == ('bgsave' if method == 'auto' else method)
     assert manifest['keys'] == {'db0': {'keys': 153, 'expires': 100}} and manifest['keys_in_file'] == 153
     assert manifest['checks'] == {'magic': 'ok', 'crc64': 'ok', 'redis_check_rdb': 'ok'}
@@ -167,9 +182,9 @@ def test_invalid_backup_of_same_name_is_replaced(redis_standalone, tmp_path, cap
     args = dict(redis_standalone.connection(), path=str(tmp_path), name='daily')
     run(capsys, **args)
     path = str(tmp_path / 'daily.rdb')
-    data = bytearray(open(path, 'rb').read())
+    data = bytearray(read_bytes(path))
     data[20] ^= 0x40
-    open(path, 'wb').write(bytes(data))
+    write_bytes(path, bytes(data))
     check = run(capsys, check_mode=True, **args)
     assert check['changed'] and 'sha256 differs' in check['replaced_invalid'][0]
     res = run(capsys, **args)
@@ -198,7 +213,6 @@ def test_backup_dir_read_only_mount(redis_standalone, tmp_path, capsys):
 
 @pytest.mark.parametrize('method', ['bgsave', 'replication'])
 def test_full_filesystem_leaves_nothing(redis_standalone, tmp_path, capsys, method):
-    server = redis_standalone.primary
     client = client_of(redis_standalone)
     pipe = client.pipeline(transaction=False)
     for i in range(2000):
@@ -263,9 +277,9 @@ def test_redis_dies_during_transfer(redis_fresh, tmp_path, capsys):
 
 def _age_backup(directory, name, days):
     manifest_path = os.path.join(directory, name + '.manifest.json')
-    manifest = json.load(open(manifest_path))
+    manifest = read_json(manifest_path)
     manifest['created_epoch'] -= int(days * 86400)
-    json.dump(manifest, open(manifest_path, 'w'))
+    write_bytes(manifest_path, json.dumps(manifest).encode())
 
 
 def test_retention_never_deletes_last_verified(redis_standalone, tmp_path, capsys):
@@ -338,7 +352,7 @@ def _restore_round_trip(topo, tmp_path, capsys, aof):
                      **topo.connection()) for c in (True, False, True, False)]
         assert step2[0]['changed'] and step2[1]['changed'] and not step2[2]['changed'] and not step2[3]['changed']
         assert step2[1]['aof_rewrite_status'] == 'ok'
-        assert backup_utils.AOF_MARKER not in open(server.config_path).read()
+        assert backup_utils.AOF_MARKER.encode() not in read_bytes(server.config_path)
         server.stop(remove=False)
         os.unlink(dump)  # prove the data now comes from the AOF
         server.start(write_config=False)
@@ -372,19 +386,19 @@ def test_corrupt_backup_refused_for_restore(redis_fresh, tmp_path, capsys, damag
     server.cli('SET', 'current', 'data')
     server.cli('SAVE')
     server.stop(remove=False)
-    current = open(dump, 'rb').read()
+    current = read_bytes(dump)
     bad = os.path.join(backups, 'bad.rdb')
-    data = bytearray(open(os.path.join(backups, 'good.rdb'), 'rb').read())
+    data = bytearray(read_bytes(os.path.join(backups, 'good.rdb')))
     if damage == 'truncate':
         data = data[:len(data) - 100]
     else:
         data[len(data) // 2] ^= 0x01
-    open(bad, 'wb').write(bytes(data))
+    write_bytes(bad, bytes(data))
     for check in (True, False):
         res = run(capsys, check_mode=check, state='restored', path=backups, backup=bad, config_file=server.config_path)
         assert res['failed'] and 'failed verification' in res['msg'] and 'current data is untouched' in res['msg']
         assert '\n' not in res['msg']
-    assert open(dump, 'rb').read() == current and sorted(os.listdir(server.dir)).count('dump.rdb') == 1
+    assert read_bytes(dump) == current and sorted(os.listdir(server.dir)).count('dump.rdb') == 1
     assert not [n for n in os.listdir(server.dir) if n.endswith('~')]
 
 

@@ -37,17 +37,14 @@ MISSING_REDIS_MSG = (
 ENCODING_ERRORS = "surrogateescape"
 
 
-ACL_USER_OPTION = "redis_username"
-
-
-def redis_connection_argument_spec(acl_user_option=ACL_USER_OPTION):
+def redis_connection_argument_spec():
     """Connection options shared by every module (see the redis_connection doc fragment).
 
     The Redis ACL user is ``redis_username`` (not ``username``) in every module, because
     ``username`` is the gateway's user in the runbook's words (gateway_lockout) and one
     ``module_defaults`` block must mean the same thing to every module of the group.
     """
-    spec = dict(
+    return dict(
         host=dict(type="str", default="localhost"),
         port=dict(type="int", default=6379),
         url=dict(type="str"),
@@ -64,9 +61,6 @@ def redis_connection_argument_spec(acl_user_option=ACL_USER_OPTION):
         sentinel_master=dict(type="str", default="mymaster"),
         socket_timeout=dict(type="float", default=10.0),
     )
-    if acl_user_option != ACL_USER_OPTION:
-        spec[acl_user_option] = spec.pop(ACL_USER_OPTION)
-    return spec
 
 
 class RedisOpsError(Exception):
@@ -208,15 +202,12 @@ def open_target(params):
     return RedisTarget(client, mode, description).check_ready()
 
 
-def connect(module, acl_user_option=ACL_USER_OPTION):
+def connect(module):
     """Open the connection for a module, or fail_json with one line."""
     if not HAS_REDIS:
         module.fail_json(msg=MISSING_REDIS_MSG, exception=REDIS_IMPORT_ERROR)
-    params = module.params
-    if acl_user_option != ACL_USER_OPTION:
-        params = dict(params, redis_username=params.get(acl_user_option))
     try:
-        return open_target(params)
+        return open_target(module.params)
     except RedisOpsError as exc:
         module.fail_json(msg=str(exc))
 

@@ -39,8 +39,8 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests", "harness"))
 
-import redis  # noqa: E402  (the bench runs in the collection's venv)
-import redis_servers  # noqa: E402
+import redis
+import redis_servers
 
 LOAD_SCRIPT = """
 local kind, first, last, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
@@ -278,7 +278,8 @@ def main():
         print("(a) %.2f  (b) %.2f  (c) %.2f  -> (a)/(b) %.1fx, (b)/(c) %.2fx" % (
             mcpu["a"], mcpu["b"], mcpu["c"], mcpu["a"] / mcpu["b"], mcpu["b"] / mcpu["c"]))
         print("(i) %.2f  (ii) %.2f  -> (i)/(ii) %.1fx" % (mcpu["i"], mcpu["ii"], mcpu["i"] / mcpu["ii"]))
-        print("load average at the end: %s" % " ".join(open("/proc/loadavg").read().split()[:3]))
+        with open("/proc/loadavg") as handle:
+            print("load average at the end: %s" % " ".join(handle.read().split()[:3]))
         print("\nraw: %s" % json.dumps(dict((k, [round(x, 3) for x in v]) for k, v in times.items() if v)))
     finally:
         server.stop()

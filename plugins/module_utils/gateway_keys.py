@@ -33,7 +33,8 @@ def check_literal(what, value):
         raise RedisOpsError("Empty %s: give a non-empty value (an empty one would match every key)." % what)
     value = str(value)
     if value != value.strip() or "\n" in value or "\r" in value:
-        raise RedisOpsError("%s %r has surrounding blanks or a line break; give the exact value." % (what.capitalize(), value))
+        raise RedisOpsError("%s %r has surrounding blanks or a line break; give the exact value."
+                            % (what.capitalize(), value))
     return value
 
 

@@ -10,7 +10,11 @@ from ansible_collections.apigw.ops.plugins.module_utils import key_scan
 from ansible_collections.apigw.ops.plugins.module_utils.gateway_keys import covering_scan
 from ansible_collections.apigw.ops.plugins.module_utils.keyspace import Keyspace
 from ansible_collections.apigw.ops.plugins.module_utils.ratelimit import RatelimitRequest
-from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import RedisOpsError, open_target, redis_connection_argument_spec
+from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import (
+    RedisOpsError,
+    open_target,
+    redis_connection_argument_spec,
+)
 
 
 def params(conn, **overrides):
@@ -34,7 +38,8 @@ def test_covering_scan_is_one_pattern_with_exact_filter():
     patterns, accept = covering_scan(["ratelimit_api", "ratelimit_global"], custom)
     assert patterns == ["api-rl:*", "ratelimit:global:*"] and accept is None
     # a template with a glob character in its text stays literal
-    odd = Keyspace({"ratelimit_global": "rl[g]:{ip}", "ratelimit_user": "rl[u]:{user_id}", "ratelimit_auth": "rl*a:{ip}"})
+    odd = Keyspace({"ratelimit_global": "rl[g]:{ip}", "ratelimit_user": "rl[u]:{user_id}",
+                    "ratelimit_auth": "rl*a:{ip}"})
     patterns, accept = covering_scan(["ratelimit_global", "ratelimit_user", "ratelimit_auth"], odd)
     assert patterns == ["rl*"] and accept("rl[g]:1.2.3.4") and not accept("rlg:1.2.3.4")
 
@@ -74,9 +79,12 @@ def test_cap_and_confirmation(redis_standalone):
         RatelimitRequest(Keyspace({"ratelimit_user": "ratelimit:user:{ip}"}), params(conn, subject=["bob"]))
 
 
+LOAD_3000 = "for i=1,3000 do redis.call('SET', 'ratelimit:global:10.1.' .. (i % 200) .. '.' .. i, 1) end"
+
+
 def test_redis_dies_between_plan_and_apply_then_rerun_completes(redis_fresh):
     server = redis_fresh.primary
-    server.cli("EVAL", "for i=1,3000 do redis.call('SET', 'ratelimit:global:10.1.' .. (i % 200) .. '.' .. i, 1) end", "0")
+    server.cli("EVAL", LOAD_3000, "0")
     conn = redis_fresh.connection()
     target = open_target(params(conn, socket_timeout=2.0))
     request = RatelimitRequest(Keyspace(), params(conn, confirm_all=True, max_keys=0))
@@ -87,7 +95,7 @@ def test_redis_dies_between_plan_and_apply_then_rerun_completes(redis_fresh):
         plan.apply(target)
     assert str(err.value).startswith("Cannot connect to Redis") and "\n" not in str(err.value)
     server.start()
-    server.cli("EVAL", "for i=1,3000 do redis.call('SET', 'ratelimit:global:10.1.' .. (i % 200) .. '.' .. i, 1) end", "0")
+    server.cli("EVAL", LOAD_3000, "0")
     target = open_target(params(conn))
     rerun = request.plan(target)
     rerun.apply(target)

@@ -23,9 +23,8 @@ def run(capsys, module, check_mode=False, **args):
     if check_mode:
         args['_ansible_check_mode'] = True
     args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
     return json.loads(capsys.readouterr().out)
 
 

@@ -19,9 +19,8 @@ def run(capsys, module, check_mode=False, **args):
     if check_mode:
         args['_ansible_check_mode'] = True
     args['_ansible_diff'] = True
-    with patch_module_args(args):
-        with pytest.raises(SystemExit):
-            module.main()
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
     return json.loads(capsys.readouterr().out)
 
 
@@ -151,4 +150,5 @@ def test_redis_down_then_rerun_completes(capsys, redis_fresh):
     assert result['failed'] and result['msg'].startswith('Cannot connect to Redis') and '\n' not in result['msg']
     redis_fresh.primary.start()
     load(redis_fresh)
-    assert run(capsys, gateway_ratelimit, scope='global', subject='10.0.0.1', **redis_fresh.connection())['deleted'] == 1
+    rerun = run(capsys, gateway_ratelimit, scope='global', subject='10.0.0.1', **redis_fresh.connection())
+    assert rerun['deleted'] == 1

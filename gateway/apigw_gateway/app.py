@@ -134,7 +134,8 @@ class Gateway:
     def token_response(self, user):
         keyset = self.keyset
         access, _unused = keyset.issue(token_type="access", subject=user.id, username=user.username,
-                                 ttl=self.s.jwt_access_ttl, issuer=self.s.jwt_issuer, audience=self.s.jwt_audience)
+                                       ttl=self.s.jwt_access_ttl, issuer=self.s.jwt_issuer,
+                                       audience=self.s.jwt_audience)
         refresh, claims = keyset.issue(token_type="refresh", subject=user.id, username=user.username,
                                        ttl=self.s.jwt_refresh_ttl, issuer=self.s.jwt_issuer,
                                        audience=self.s.jwt_audience)

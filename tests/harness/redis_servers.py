@@ -37,6 +37,21 @@ class HarnessError(RuntimeError):
     pass
 
 
+# Servers started for an in-process test die with the process that started them
+# (PR_SET_PDEATHSIG): ansible-test runs each unit test in a forked child that exits
+# without running fixture teardown, which would otherwise leave the servers running.
+# The command line turns this off, since its servers must outlive it.
+DIE_WITH_PARENT = True
+
+
+def _die_with_parent():
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def free_port(exclude=()):
     """A loopback port that is free now, and whose cluster bus port (+10000) is free too."""
     for _attempt in range(200):
@@ -147,7 +162,8 @@ class RedisServer:
                 handle.write("\n".join(self.config_lines()) + "\n")
         self.process = subprocess.Popen(
             [REDIS_SERVER, self.config_path],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent if DIE_WITH_PARENT else None)  # noqa: PLW1509 (no threads start servers)
         self.pid = self.process.pid
         try:
             self.wait_ready(timeout)
@@ -429,6 +445,8 @@ def main(argv=None):
     stop = sub.add_parser("stop")
     stop.add_argument("--state", required=True)
     args = parser.parse_args(argv)
+    global DIE_WITH_PARENT  # noqa: PLW0603  # pylint: disable=global-statement
+    DIE_WITH_PARENT = False
 
     if args.action == "start":
         started = {}

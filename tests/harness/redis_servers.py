@@ -646,6 +646,33 @@ def start_sentinel(sentinels=3, password=PASSWORD, sentinel_password=None, maste
     return primary, replica, watchers
 
 
+def start_sentinel_topology(tls=False, **kwargs):
+    """start_sentinel() as a Topology; ``tls=True`` makes certificates and runs every node on TLS."""
+    tls_dir = None
+    try:
+        if tls:
+            tls_dir = make_dir(DIR_PREFIX + "tls-")
+            kwargs["tls"] = make_tls_material(tls_dir)
+        primary, replica, sentinels = start_sentinel(**kwargs)
+    except Exception:
+        if tls_dir:
+            shutil.rmtree(tls_dir, ignore_errors=True)
+        raise
+    return Topology("sentinel", [primary, replica], tls_dir=tls_dir, sentinels=sentinels)
+
+
+def wait_failover(sentinels, new_primary, timeout=60.0):
+    """Until every sentinel names ``new_primary`` as the master and it has taken the role."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        named = {tuple(s.cli("SENTINEL", "GET-MASTER-ADDR-BY-NAME", s.master_name).split()) for s in sentinels}
+        if named == {(new_primary.host, str(new_primary.port))} \
+                and "role:master" in new_primary.cli("INFO", "replication"):
+            return
+        time.sleep(0.1)
+    raise HarnessError("the sentinels did not fail over to %d" % new_primary.port)
+
+
 def wait_sentinels(sentinels, replicas=1, peers=True, timeout=30.0):
     """Until every sentinel sees its master up, ``replicas`` replicas up, and (``peers``) every other sentinel."""
     deadline = time.monotonic() + timeout
@@ -714,8 +741,7 @@ def start_topology(kind):
     if kind == "cluster":
         return Topology(kind, start_cluster())
     if kind == "sentinel":
-        primary, replica, sentinels = start_sentinel()
-        return Topology(kind, [primary, replica], sentinels=sentinels)
+        return start_sentinel_topology()
     raise HarnessError("unknown kind %r (choose from %s)" % (kind, ", ".join(KINDS)))
 
 

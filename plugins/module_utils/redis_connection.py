@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import socket
 import ssl
 import traceback
@@ -139,6 +140,9 @@ class RedisTarget:
         return [self.client]
 
     def node_name(self, node_client):
+        if self.mode == "sentinel":
+            with translate_errors(self.description):
+                return "%s:%s" % node_client.connection_pool.get_master_address()
         kwargs = node_client.connection_pool.connection_kwargs
         if "path" in kwargs:
             return "unix:%s" % kwargs["path"]
@@ -161,6 +165,80 @@ class RedisTarget:
                             "Redis cluster is not healthy (cluster_state is not ok on %s): "
                             "a node is down or slots are uncovered; nothing was changed." % name)
         return self
+
+
+def _sentinel_master_client(params, kwargs):
+    """A client of the current master, after asking the sentinels who it is.
+
+    The sentinels get the same credentials and TLS settings as the data nodes; when every
+    sentinel rejects the credentials (sentinels commonly ask none, or do not know the ACL user
+    of the data nodes), they are asked again without them.  Every way discovery can fail is
+    one line that names the sentinels and what to check.
+    """
+    hosts = params.get("sentinel_hosts") or []
+    if not hosts:
+        raise RedisOpsError("mode=sentinel needs sentinel_hosts (a list of host:port).")
+    addresses = [_split_hostport(h, 26379) for h in hosts]
+    names = ["%s:%d" % address for address in addresses]
+    master = params.get("sentinel_master")
+    sentinel_kwargs = {k: v for k, v in kwargs.items() if k != "decode_responses"}
+    sentinel = redis.Sentinel(addresses, sentinel_kwargs=sentinel_kwargs, **kwargs)
+    errors = _ask_sentinels(sentinel, master, names)
+    if errors and all(isinstance(e, redis_exceptions.AuthenticationError) for e in errors) \
+            and (sentinel_kwargs.get("username") or sentinel_kwargs.get("password")):
+        sentinel_kwargs = {k: v for k, v in sentinel_kwargs.items() if k not in ("username", "password")}
+        sentinel = redis.Sentinel(addresses, sentinel_kwargs=sentinel_kwargs, **kwargs)
+        errors = _ask_sentinels(sentinel, master, names)
+    if errors:
+        if any("unknown command" in str(e).lower() for e in errors):
+            index = next(i for i, e in enumerate(errors) if "unknown command" in str(e).lower())
+            raise RedisOpsError(
+                "%s is not a sentinel (it does not know the SENTINEL command): sentinel_hosts lists "
+                "the sentinels (port 26379 by default), not the data nodes." % names[index])
+        messages = [describe_error(e, "sentinel " + n) for e, n in zip(errors, names)]
+        for message in messages:  # authentication, TLS, an error reply: say what it was
+            if not message.startswith(("Cannot connect to Redis", "Timed out talking to Redis")):
+                raise RedisOpsError(message)
+        reasons = {}
+        for name, error in zip(names, errors):
+            reason = re.sub(r"^Error \S+ connecting to \S+?\. ", "", _first_line(error)).rstrip(".")
+            reasons.setdefault(reason, []).append(name)
+        raise RedisOpsError(
+            "No sentinel of sentinel_hosts answered (%s). Check sentinel_hosts, that the sentinels "
+            "run, and tls; nothing was changed." % "; ".join(
+                "%s: %s" % (", ".join(hosts), reason) for reason, hosts in reasons.items()))
+    return sentinel.master_for(master, db=params.get("db", 0), **kwargs)
+
+
+def _ask_sentinels(sentinel, master, names):
+    """[] when a sentinel names the master, up; else one exception per sentinel that failed.
+
+    Raises RedisOpsError when sentinels answer but do not know the master, or report it down.
+    """
+    errors, monitored, down = [], set(), None
+    for node in sentinel.sentinels:
+        try:
+            masters = node.sentinel_masters()
+        except redis_exceptions.RedisError as exc:
+            errors.append(exc)
+            continue
+        monitored.update(masters)
+        state = masters.get(master)
+        if state is None:
+            continue
+        if sentinel.check_master_state(state, master):
+            return []
+        down = state
+    if len(errors) == len(names):
+        return errors
+    if down is not None:
+        raise RedisOpsError(
+            "The sentinels at %s report master %r at %s:%s as down (%s): a failover may be under way; "
+            "nothing was changed, retry once they name a master." % (
+                ",".join(names), master, down.get("ip"), down.get("port"), down.get("flags")))
+    raise RedisOpsError(
+        "The sentinels at %s monitor no master named %r (they monitor: %s). Check sentinel_master."
+        % (",".join(names), master, ", ".join(sorted(monitored)) or "nothing"))
 
 
 def open_target(params):
@@ -190,13 +268,7 @@ def open_target(params):
         elif mode == "cluster":
             client = redis.RedisCluster(host=params["host"], port=params["port"], **kwargs)
         elif mode == "sentinel":
-            hosts = params.get("sentinel_hosts") or []
-            if not hosts:
-                raise RedisOpsError("mode=sentinel needs sentinel_hosts (a list of host:port).")
-            sentinels = [_split_hostport(h, 26379) for h in hosts]
-            sentinel_kwargs = {k: v for k, v in kwargs.items() if k != "decode_responses"}
-            sentinel = redis.Sentinel(sentinels, sentinel_kwargs=sentinel_kwargs, **kwargs)
-            client = sentinel.master_for(params.get("sentinel_master"), db=params.get("db", 0), **kwargs)
+            client = _sentinel_master_client(params, kwargs)
         else:
             client = redis.Redis(host=params["host"], port=params["port"], db=params.get("db", 0), **kwargs)
     return RedisTarget(client, mode, description).check_ready()

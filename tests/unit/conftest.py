@@ -70,3 +70,17 @@ def redis_fresh():
     topo = _topology("standalone")
     yield topo
     topo.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel_topology():
+    topo = _topology("sentinel")
+    yield topo
+    topo.stop()
+
+
+@pytest.fixture
+def redis_sentinel(redis_sentinel_topology):
+    """A clean primary + replica watched by 3 sentinels as master ``apigw`` (flushed before each test)."""
+    redis_sentinel_topology.primary.cli("FLUSHALL")
+    return redis_sentinel_topology

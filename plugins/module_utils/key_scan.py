@@ -9,6 +9,12 @@ same code.  ``unlink_keys`` then deletes exactly those keys in pipelined batches
 batches with one multi-key UNLINK on a standalone server, per hash slot on a cluster node
 (so there is never a CROSSSLOT error).  Keys created after the scan are not touched;
 keys that expired meanwhile simply do not count as deleted.
+
+Both talk to one pooled connection of the node directly (send a command, read its reply)
+rather than through a redis-py method call per command: on a million keys the per-call
+overhead of the client library, not Redis, was most of the client's time.  UNLINK batches
+are written while Redis still works on the earlier ones (replies are read behind, at most
+``MAX_IN_FLIGHT`` outstanding), so building the next batch overlaps the server's work.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -27,14 +33,13 @@ from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import 
 
 try:
     from redis.crc import key_slot
-    from redis.client import NEVER_DECODE
 except ImportError:  # reported by the connection layer before we get here
     key_slot = None
-    NEVER_DECODE = "NEVER_DECODE"
 
 DEFAULT_SCAN_COUNT = 1000
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_SAMPLE_SIZE = 20
+MAX_IN_FLIGHT = 64  # UNLINK batches written before their replies are read
 
 
 def scan_engine_argument_spec():
@@ -109,7 +114,6 @@ def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_siz
             raise RedisOpsError("Refusing to scan with pattern %r: it matches every key. "
                                 "Name a key template instead." % pattern)
     result = KeyScan(sample_size=sample_size)
-    options = {NEVER_DECODE: True} if raw else {}
     started = time.monotonic()
     for node in target.primaries():
         name = target.node_name(node)
@@ -118,12 +122,10 @@ def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_siz
         with translate_errors(name):
             result.scanned += node.dbsize()
             for pattern in patterns:
-                cursor = 0
-                while True:
-                    cursor, keys = node.scan(cursor=cursor, match=pattern, count=count, **options)
+                for reply in _scan_pass(node, pattern, count, raw):
                     result.scan_calls += 1
-                    if accept is not None:
-                        keys = list(filter(accept, keys))  # a C-level loop when accept is, e.g., re.match
+                    # filter(): a C-level loop when accept is, e.g., re.match
+                    keys = reply if accept is None else list(filter(accept, reply))
                     if seen is None:
                         found.extend(keys)
                     else:
@@ -133,8 +135,6 @@ def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_siz
                                 found.append(key)
                     if limit is not None and result.matched + len(found) > limit:
                         result.truncated = True
-                        break
-                    if cursor == 0:
                         break
                 if result.truncated:
                     break
@@ -149,34 +149,72 @@ def scan_keys(target, patterns, count=DEFAULT_SCAN_COUNT, limit=None, sample_siz
     return result
 
 
-def _slot(key):
-    return key_slot(to_wire(key))
+def _pooled_connection(node):
+    pool = node.connection_pool
+    try:
+        return pool, pool.get_connection()
+    except TypeError:  # redis-py before 5.3 wants a command name
+        return pool, pool.get_connection("SCAN")
 
 
-def unlink_keys(target, scan, batch_size=DEFAULT_BATCH_SIZE, pipeline_depth=8):
+def _scan_pass(node, pattern, count, raw):
+    """Yield the keys of each SCAN reply of one full pass over ``node`` (bytes when ``raw``)."""
+    pool, connection = _pooled_connection(node)
+    try:
+        cursor = b"0"
+        while True:
+            connection.send_command("SCAN", cursor, "MATCH", to_wire(pattern), "COUNT", count)
+            cursor, keys = connection.read_response(disable_decoding=True)
+            yield keys if raw else [key.decode("utf-8", ENCODING_ERRORS) for key in keys]
+            if cursor == b"0":
+                return
+    except Exception:
+        connection.disconnect()  # never hand a connection with a reply still unread back to the pool
+        raise
+    finally:
+        pool.release(connection)
+
+
+def _unlink_command(keys):
+    """UNLINK ``keys`` in the wire format (RESP), built in one pass over the keys."""
+    keys = [key.encode("utf-8", ENCODING_ERRORS) if isinstance(key, str) else key for key in keys]
+    return b"*%d\r\n$6\r\nUNLINK\r\n%s" % (len(keys) + 1, b"".join([b"$%d\r\n%s\r\n" % (len(key), key)
+                                                                        for key in keys]))
+
+
+def _batches(target, keys, batch_size):
+    if target.mode != "cluster":
+        return [keys[start:start + batch_size] for start in range(0, len(keys), batch_size)]
+    groups = {}
+    for key in keys:
+        groups.setdefault(key_slot(to_wire(key)), []).append(key)
+    return [group[start:start + batch_size] for group in groups.values() for start in range(0, len(group), batch_size)]
+
+
+def unlink_keys(target, scan, batch_size=DEFAULT_BATCH_SIZE):
     """UNLINK exactly the keys of ``scan``; returns how many existed and were removed."""
     deleted = 0
     for node, keys in scan.by_node:
         if not keys:
             continue
         with translate_errors(target.node_name(node)):
-            if target.mode == "cluster":
-                groups = {}
-                for key in keys:
-                    groups.setdefault(_slot(key), []).append(key)
-                batches = []
-                for group in groups.values():
-                    for start in range(0, len(group), batch_size):
-                        batches.append(group[start:start + batch_size])
-            else:
-                batches = [keys[start:start + batch_size] for start in range(0, len(keys), batch_size)]
-            per_pipe = max(1, pipeline_depth if target.mode != "cluster" else pipeline_depth * 64)
-            for start in range(0, len(batches), per_pipe):
-                pipe = node.pipeline(transaction=False)
-                for batch in batches[start:start + per_pipe]:
-                    pipe.unlink(*[key.encode("utf-8", ENCODING_ERRORS) if isinstance(key, str) else key
-                                  for key in batch])  # to_wire, inlined: this loop runs once per key
-                deleted += sum(int(n) for n in pipe.execute())
+            pool, connection = _pooled_connection(node)
+            try:
+                in_flight = 0
+                for batch in _batches(target, keys, batch_size):
+                    connection.send_packed_command([_unlink_command(batch)], check_health=False)
+                    in_flight += 1
+                    if in_flight > MAX_IN_FLIGHT:
+                        deleted += int(connection.read_response())
+                        in_flight -= 1
+                while in_flight:
+                    deleted += int(connection.read_response())
+                    in_flight -= 1
+            except Exception:
+                connection.disconnect()
+                raise
+            finally:
+                pool.release(connection)
     return deleted
 
 

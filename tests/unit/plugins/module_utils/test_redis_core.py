@@ -234,3 +234,43 @@ def test_redis_dies_mid_scan_is_one_line(redis_fresh):
     with pytest.raises(RedisOpsError) as err:
         key_scan.scan_keys(target, "ratelimit:*")
     assert str(err.value).startswith("Cannot connect to Redis")
+
+
+def test_unlink_window_and_clean_connection(redis_standalone):
+    """More batches than MAX_IN_FLIGHT: every reply is read, and the pooled connection is reusable."""
+    server = redis_standalone.primary
+    _fill(server, key_scan.MAX_IN_FLIGHT * 3, prefix="ratelimit:window:")
+    target = open_target(params(**redis_standalone.connection()))
+    plan = key_scan.scan_keys(target, "ratelimit:window:*", raw=True)
+    assert key_scan.unlink_keys(target, plan, batch_size=1) == key_scan.MAX_IN_FLIGHT * 3
+    assert target.client.ping() is True
+    assert not target.client.connection_pool._in_use_connections  # pylint: disable=protected-access
+    assert key_scan.scan_keys(target, "ratelimit:window:*").matched == 0
+
+
+def test_non_utf8_keys_round_trip(redis_standalone):
+    target = open_target(params(**redis_standalone.connection()))
+    raw_key = b"ratelimit:user:\xff\xfe-" + "é".encode("utf-8")
+    target.client.set(raw_key, "1")
+    decoded = key_scan.scan_keys(target, "ratelimit:user:\xff*".encode("latin-1").decode("utf-8", "surrogateescape"))
+    assert decoded.matched == 1 and to_wire(next(decoded.keys)) == raw_key
+    assert key_scan.unlink_keys(target, decoded) == 1
+    assert target.client.exists(raw_key) == 0
+
+
+def test_unlink_refused_by_acl_is_one_line_and_changes_nothing(redis_standalone):
+    server = redis_standalone.primary
+    server.cli("ACL", "SETUSER", "no-unlink", "on", ">no-unlink-pw", "~*", "+@all", "-unlink")
+    try:
+        _fill(server, 50, prefix="ratelimit:acl:")
+        conn = dict(redis_standalone.connection(), redis_username="no-unlink", password="no-unlink-pw")
+        target = open_target(params(**conn))
+        plan = key_scan.scan_keys(target, "ratelimit:acl:*")
+        assert plan.matched == 50
+        with pytest.raises(RedisOpsError) as err:
+            key_scan.unlink_keys(target, plan, batch_size=10)
+        assert "\n" not in str(err.value) and "unlink" in str(err.value).lower()
+        assert key_scan.scan_keys(target, "ratelimit:acl:*").matched == 50  # nothing deleted, connection usable
+    finally:
+        server.cli("ACL", "DELUSER", "no-unlink")
+        server.cli("EVAL", "for _, k in ipairs(redis.call('KEYS', 'ratelimit:acl:*')) do redis.call('DEL', k) end", "0")

@@ -41,7 +41,7 @@ MESSAGE_MAX = 500
 RETRY_AFTER_MAX = 86400
 TEXT_MAX = 500
 MANAGED = ("enabled", "retry_after", "message", "reason", "operator", "enabled_at", "expires_at")
-PRESENT_ONLY = ("retry_after", "message", "reason", "operator", "ttl", "expires")
+PRESENT_ONLY = ("retry_after", "maintenance_message", "reason", "operator", "ttl", "expires")
 ISO_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -76,8 +76,9 @@ def check_text(name, value, limit=TEXT_MAX):
     if any(ch in value for ch in "\r\n") or any(ord(ch) < 32 and ch != "\t" for ch in value):
         raise RedisOpsError("The %s has a line break or control character; give one line." % name)
     if len(value) > limit:
-        raise RedisOpsError("The %s is %d characters long; at most %d are allowed%s." % (
-            name, len(value), limit, " (the gateway shows only the first %d)" % limit if name == "message" else ""))
+        shown = " (the gateway shows only the first %d)" % limit if name == "maintenance_message" else ""
+        raise RedisOpsError("The %s is %d characters long; at most %d are allowed%s."
+                            % (name, len(value), limit, shown))
     return value
 
 
@@ -116,8 +117,8 @@ class MaintenanceRequest:
                                     % (", ".join(given), "ies" if len(given) == 1 else "y"))
             return
         self.retry_after = check_retry_after(params.get("retry_after"))
-        message = params.get("message")
-        self.message = DEFAULT_MESSAGE if message is None else check_text("message", message, MESSAGE_MAX)
+        message = params.get("maintenance_message")
+        self.message = DEFAULT_MESSAGE if message is None else check_text("maintenance_message", message, MESSAGE_MAX)
         self.reason = check_text("reason", params.get("reason"))
         self.operator = check_text("operator", params.get("operator"))
         if params.get("ttl") is not None and params.get("expires") is not None:
@@ -140,9 +141,9 @@ def read_state(target, key):
     with translate_errors(target.description):
         kind = target.client.type(to_wire(key))
         if kind not in ("none", "hash"):
+            shown = printable(key)
             raise RedisOpsError("%s is a %s, not a hash; the gateway cannot read it. Nothing was changed: delete "
-                                "it (redis-cli del %s) or fix keyspace.maintenance." % (printable(key), kind,
-                                                                                         printable(key)))
+                                "it (redis-cli del %s) or fix keyspace.maintenance." % (shown, kind, shown))
         fields = target.client.hgetall(to_wire(key)) if kind == "hash" else {}
         pttl = target.client.pttl(to_wire(key)) if kind == "hash" else -2
     return dict(fields), pttl

@@ -16,11 +16,11 @@ description:
   - Turns maintenance mode on (O(state=present)) or off (O(state=absent)) for every gateway replica at once
     (runbook "Maintenance Windows", "Enable maintenance mode (return 503 with Retry-After)").
   - "Maintenance mode is the hash C(gateway:maintenance) (keyspace entry C(maintenance)) with the fields the gateway
-    reads: C(enabled), C(retry_after) and C(message). While it is on, the gateway answers every API route with
-    C(503), a C(Retry-After: <retry_after>) header and C(message) in the JSON body; C(/healthz), C(/metrics) and
-    C(/.well-known/jwks.json) keep answering, and C(/readyz) answers C(503) with C({\"status\": \"maintenance\"})
-    so load balancers take the replicas out. Each replica re-reads the hash every C(MAINTENANCE_POLL_MS)
-    (1 s by default)."
+    reads: C(enabled), C(retry_after) and C(message) (O(maintenance_message)). While it is on, the gateway answers
+    every API route with C(503), a C(Retry-After: <retry_after>) header and C(message) in the JSON body;
+    C(/healthz), C(/metrics) and C(/.well-known/jwks.json) keep answering, and C(/readyz) answers C(503) with
+    C({\"status\": \"maintenance\"}) so load balancers take the replicas out. Each replica re-reads the hash
+    every C(MAINTENANCE_POLL_MS) (1 s by default)."
   - "For the audit trail the module also writes fields the gateway ignores: C(enabled_at) (UTC, kept while the
     window lasts), C(expires_at), and O(reason) and O(operator) when given, so
     C(redis-cli hgetall gateway:maintenance) tells who turned it on, why, since when and until when."
@@ -46,7 +46,7 @@ attributes:
     description: The fields of the maintenance hash before and after (V(null) when there is no hash).
   idempotent:
     support: full
-    description: Turning maintenance on with the same O(retry_after), O(message), O(reason), O(operator) and
+    description: Turning maintenance on with the same O(retry_after), O(maintenance_message), O(reason), O(operator) and
       expiry, or off when it is off, reports C(changed=false). C(enabled_at) and an existing O(ttl) expiry are not
       renewed.
 options:
@@ -62,9 +62,10 @@ options:
       - Defaults to the gateway's own default, V(300).
       - Only with O(state=present).
     type: int
-  message:
+  maintenance_message:
     description:
-      - The message of the 503 body; one line, at most 500 characters (the gateway shows no more).
+      - The message of the 503 body (hash field C(message)); one line, at most 500 characters (the gateway shows
+        no more). Not named C(message) because Ansible reserves that name.
       - Defaults to the gateway's own default, V(Service temporarily unavailable for maintenance).
       - Only with O(state=present).
     type: str
@@ -107,7 +108,7 @@ EXAMPLES = r'''
 - name: Maintenance on, for at most two hours
   apigw.ops.gateway_maintenance:
     retry_after: 600
-    message: Scheduled maintenance until 04:00 UTC
+    maintenance_message: Scheduled maintenance until 04:00 UTC
     reason: CHG-1234 Redis upgrade
     operator: "{{ lookup('ansible.builtin.env', 'USER') }}"
     ttl: 7200
@@ -215,7 +216,7 @@ def argument_spec():
     spec = dict(
         state=dict(type='str', default='present', choices=['present', 'absent']),
         retry_after=dict(type='int'),
-        message=dict(type='str'),
+        maintenance_message=dict(type='str'),
         reason=dict(type='str'),
         operator=dict(type='str'),
         ttl=dict(type='int'),

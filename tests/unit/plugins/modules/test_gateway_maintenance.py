@@ -17,7 +17,7 @@ from ansible_collections.apigw.ops.plugins.module_utils import maintenance
 from ansible_collections.apigw.ops.plugins.modules import gateway_maintenance
 
 KEY = 'gateway:maintenance'
-ON = dict(retry_after=120, message='Upgrading Redis', reason='CHG-42 Redis 7.2', operator='alice')
+ON = dict(retry_after=120, maintenance_message='Upgrading Redis', reason='CHG-42 Redis 7.2', operator='alice')
 
 
 def run(capsys, check_mode=False, **args):
@@ -103,7 +103,7 @@ def test_change_while_on_keeps_start_and_audit(capsys, topo):
     run(capsys, **dict(ON, **topo.connection()))
     started = read_hash(topo)['enabled_at']
     cli(topo, 'HSET', KEY, 'enabled_at', '2026-01-15T02:00:00Z')  # an earlier start, to tell them apart
-    results = four_ways(capsys, retry_after=900, message='Taking longer than planned', **topo.connection())
+    results = four_ways(capsys, retry_after=900, maintenance_message='Taking longer than planned', **topo.connection())
     stored = read_hash(topo)
     assert started and stored['enabled_at'] == '2026-01-15T02:00:00Z'
     assert stored['retry_after'] == '900' and stored['message'] == 'Taking longer than planned'
@@ -181,10 +181,10 @@ def test_keyspace_override(capsys, topo):
 @pytest.mark.parametrize('args, message', [
     (dict(retry_after=0), 'retry_after must be 1 or more seconds (got 0)'),
     (dict(retry_after=300000), 'retry_after is in seconds and 300000 s is more than a day'),
-    (dict(message=''), 'Empty message'),
-    (dict(message='   '), 'Empty message'),
-    (dict(message='line one\nline two'), 'The message has a line break'),
-    (dict(message='x' * 501), 'The message is 501 characters long; at most 500 are allowed'),
+    (dict(maintenance_message=''), 'Empty maintenance_message'),
+    (dict(maintenance_message='   '), 'Empty maintenance_message'),
+    (dict(maintenance_message='line one\nline two'), 'The maintenance_message has a line break'),
+    (dict(maintenance_message='x' * 501), 'The maintenance_message is 501 characters long; at most 500'),
     (dict(reason=''), 'Empty reason'),
     (dict(operator='a\rb'), 'The operator has a line break'),
     (dict(ttl=0), 'ttl must be a positive number of seconds (got 0)'),
@@ -193,7 +193,7 @@ def test_keyspace_override(capsys, topo):
     (dict(expires='2099-01-01T00:00:00'), 'has no time zone'),
     (dict(expires='tomorrow'), "expires 'tomorrow' is not a time"),
     (dict(state='absent', retry_after=60), 'retry_after only applies to state=present'),
-    (dict(state='absent', ttl=60, message='x'), 'message, ttl only apply to state=present'),
+    (dict(state='absent', ttl=60, maintenance_message='x'), 'maintenance_message, ttl only apply to state=present'),
     (dict(keyspace={'maintenance': ''}), 'keyspace.maintenance must be a non-empty string template'),
 ])
 def test_bad_input(capsys, redis_standalone, args, message):

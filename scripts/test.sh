@@ -37,7 +37,7 @@ stage_integration() { in_tree ansible-test integration --local --python 3.11 --c
 stage_crosschecks() {
   # gateway, JWT interop with Node's jose, anything outside ansible-test's reach
   local dirs=()
-  for d in tests/gateway tests/jose tests/roles; do [ -d "$d" ] && dirs+=("$d"); done
+  for d in tests/gateway tests/jose tests/roles tests/monitoring; do [ -d "$d" ] && dirs+=("$d"); done
   [ ${#dirs[@]} -gt 0 ] || { echo "no cross-check tests present"; return 0; }
   python -m pytest -n 2 -p no:cacheprovider -q "${dirs[@]}"
 }

@@ -94,3 +94,104 @@ def test_forgotten_window_ends_by_itself(gateway_factory, maintenance_module, re
     wait_for(lambda: login(gw, client_ip).status_code == 200, message="the window to end by itself")
     assert redis_server.cli("EXISTS", KEY).strip() == "0"
     assert http_get(gw.url + "/readyz").status_code == 200
+
+
+# -- the playbook: runbook "Planned Maintenance Procedure" against the running gateway -----------------------
+
+UPDATE_TASKS = """
+- name: The update sees the gateway refusing API traffic with the window's Retry-After
+  ansible.builtin.uri:
+    url: "{{ maintenance_urls[0] }}/auth/login"
+    status_code: 503
+  register: during_update
+- name: The update sees the window recorded in Redis (check mode reads, never writes)
+  apigw.ops.gateway_maintenance:
+    state: absent
+  check_mode: true
+  register: during_state
+- name: Record what the update saw
+  ansible.builtin.copy:
+    dest: "%(marker)s"
+    content: "{{ {'retry_after': during_update.retry_after, 'previous': during_state.previous} | to_json }}"
+    mode: "0600"
+"""
+
+FAILING_TASKS = """
+- name: An update that fails
+  ansible.builtin.fail:
+    msg: the new release did not start
+"""
+
+
+@pytest.fixture(scope="module")
+def playbook(tmp_path_factory, redis_server):
+    root = tmp_path_factory.mktemp("playbook-collections")
+    (root / "ansible_collections" / "apigw").mkdir(parents=True)
+    os.symlink(REPO, root / "ansible_collections" / "apigw" / "ops")
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(root), ANSIBLE_CONFIG=os.path.join(REPO, "ansible.cfg"),
+               ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCALHOST_WARNING="0")
+    env.pop("PYTHONPATH", None)
+    ansible_playbook = os.path.join(os.path.dirname(sys.executable), "ansible-playbook")
+
+    def run(gw, backup_dir, *extra):
+        args = [ansible_playbook, os.path.join(REPO, "playbooks", "maintenance.yml"),
+                "-e", json.dumps({"apigw_redis_port": redis_server.port, "maintenance_gateway_urls": [gw.url],
+                                  "maintenance_backup_dir": str(backup_dir), "maintenance_drain_seconds": 1}),
+                *extra]
+        proc = subprocess.run(args, env=env, cwd=REPO, capture_output=True, text=True, check=False)
+        return proc.returncode, proc.stdout + proc.stderr
+
+    return run
+
+
+def test_playbook_runs_the_procedure(gateway_factory, playbook, redis_server, tmp_path, client_ip):
+    gw = gateway_factory(GENEROUS)
+    marker = tmp_path / "seen.json"
+    tasks = tmp_path / "update.yml"
+    tasks.write_text(UPDATE_TASKS % {"marker": marker})
+    rc, out = playbook(gw, tmp_path / "backup", "-e", "maintenance_reason='CHG-7 release 2.1'",
+                       "-e", "maintenance_retry_after=45", "-e", f"maintenance_update_tasks={tasks}",
+                       "-e", "maintenance_operator=pytest")
+    assert rc == 0, out
+    seen = json.loads(marker.read_text())
+    assert seen["retry_after"] == "45"
+    assert seen["previous"]["enabled"] and seen["previous"]["reason"] == "CHG-7 release 2.1"
+    assert seen["previous"]["operator"] == "pytest" and 0 < seen["previous"]["ttl"] <= 7200
+    backups = sorted(p.name for p in (tmp_path / "backup").iterdir())
+    assert len(backups) == 2 and backups[0].startswith("pre-maintenance-") and backups[1].endswith(".rdb")
+    # afterwards: maintenance off, the hash gone, the gateway serving
+    assert redis_server.cli("EXISTS", KEY).strip() == "0"
+    assert login(gw, client_ip).status_code == 200
+
+
+def test_playbook_failed_update_keeps_maintenance_on(gateway_factory, playbook, maintenance_module, redis_server,
+                                                     tmp_path, client_ip):
+    gw = gateway_factory(GENEROUS)
+    tasks = tmp_path / "update.yml"
+    tasks.write_text(FAILING_TASKS)
+    rc, out = playbook(gw, tmp_path / "backup", "-e", "maintenance_reason=CHG-8", "-e",
+                       f"maintenance_update_tasks={tasks}", "-e", "maintenance_backup=false")
+    assert rc != 0 and "Maintenance mode is still ON" in out and "the new release did not start" in out, out
+    assert redis_server.cli("HGET", KEY, "reason").strip() == "CHG-8"
+    assert login(gw, client_ip).status_code == 503
+    assert not (tmp_path / "backup").exists()
+    maintenance_module(state="absent")
+
+    rc, out = playbook(gw, tmp_path / "backup", "-e", "maintenance_reason=CHG-8", "-e",
+                       f"maintenance_update_tasks={tasks}", "-e", "maintenance_backup=false",
+                       "-e", "maintenance_on_failure=disable")
+    assert rc != 0 and "Maintenance mode was turned off again" in out, out
+    assert redis_server.cli("EXISTS", KEY).strip() == "0"
+    wait_for(lambda: login(gw, client_ip).status_code == 200, message="serving again")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "missing required arguments: maintenance_reason"),
+    (["-e", "maintenance_reason=' '"], "maintenance_reason is empty"),
+    (["-e", "maintenance_reason=x", "-e", "maintenance_retry_after=0"], "maintenance_retry_after must be 1-86400"),
+    (["-e", "maintenance_reason=x", "-e", "maintenance_on_failure=ignore"], "maintenance_on_failure"),
+])
+def test_playbook_bad_input_changes_nothing(gateway, playbook, redis_server, tmp_path, extra, message):
+    rc, out = playbook(gateway, tmp_path / "backup", *extra)
+    assert rc != 0 and message in out, out
+    assert redis_server.cli("EXISTS", KEY).strip() == "0" and not (tmp_path / "backup").exists()

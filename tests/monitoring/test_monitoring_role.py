@@ -64,13 +64,13 @@ def collection():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def playbook(collection, out_dir, *extra, check=False):
+def playbook(collection, out_dir, *extra, check=False, hosts=("-e", "monitoring_hosts=localhost")):
     """Run playbooks/monitoring.yml on localhost, writing under out_dir; return (result, changed count)."""
     root, path = collection
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=root, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                ANSIBLE_CONFIG=os.path.join(path, "ansible.cfg"))
     args = [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(path, "inventories", "local"),
-            os.path.join(path, "playbooks", "monitoring.yml"), "-e", "monitoring_hosts=localhost",
+            os.path.join(path, "playbooks", "monitoring.yml"), *hosts,
             "-e", f"monitoring_rules_dir={out_dir}/rules", "-e", f"monitoring_scrape_config_dir={out_dir}/scrape",
             *extra, *(["--check"] if check else [])]
     result = subprocess.run(args, env=env, capture_output=True, text=True, cwd=path, check=False)
@@ -180,6 +180,14 @@ def test_bad_threshold_is_refused_before_writing(collection, tmp_path):
     result, _changed = playbook(collection, str(tmp_path), "-e", "monitoring_error_rate_threshold=five")
     assert result.returncode != 0
     assert "monitoring_error_rate_threshold" in output(result) and "float" in output(result), output(result)
+    assert not (tmp_path / "rules").exists()
+
+
+def test_no_prometheus_host_is_refused(collection, tmp_path):
+    # inventories/local has no prometheus group
+    result, _changed = playbook(collection, str(tmp_path), hosts=())
+    assert result.returncode != 0
+    assert "No host of the inventory matches prometheus (monitoring_hosts)" in output(result), output(result)
     assert not (tmp_path / "rules").exists()
 
 
@@ -309,6 +317,13 @@ def firing(base):
     return {item["metric"]["alertname"] for item in response.json()["data"]["result"]}
 
 
+def redis_down_duration(base):
+    """The `for:` of ApigwRedisDown as loaded by Prometheus, in seconds."""
+    groups = httpx.get(f"{base}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    assert [group["name"] for group in groups] == ["apigw-gateway"]
+    return next(rule for rule in groups[0]["rules"] if rule["name"] == "ApigwRedisDown")["duration"]
+
+
 def test_role_reloads_prometheus_which_raises_the_runbook_alerts(collection, gateways, prometheus, tmp_path):
     _healthy, no_redis = gateways
     out = str(tmp_path / "out")
@@ -325,13 +340,13 @@ def test_role_reloads_prometheus_which_raises_the_runbook_alerts(collection, gat
     # new durations: the role rewrites the rules, reloads Prometheus and checks that every rule is loaded
     fast = ["-e", "monitoring_redis_down_for=0s", "-e", "monitoring_error_rate_for=0s",
             "-e", "monitoring_redis_down_window=1m", "-e", f"monitoring_prometheus_url={base}"]
+    predicted, changed = playbook(collection, out, *target, *fast, check=True)
+    assert predicted.returncode == 0 and changed == 1, output(predicted)  # the rules file; nothing reloaded
+    assert redis_down_duration(base) == 60
     second, changed = playbook(collection, out, *target, *fast)
     assert second.returncode == 0 and changed == 2, output(second)  # the rules file and the reload
     assert "Prometheus has loaded the 9 rules of apigw-gateway.rules.yml" in second.stdout, output(second)
-    loaded = httpx.get(f"{base}/api/v1/rules", timeout=5).json()["data"]["groups"]
-    assert [(g["name"], [r["name"] for r in g["rules"] if r["name"] == "ApigwRedisDown"]) for g in loaded] == [
-        ("apigw-gateway", ["ApigwRedisDown"])]
-    assert next(r for r in loaded[0]["rules"] if r["name"] == "ApigwRedisDown")["duration"] == 0
+    assert redis_down_duration(base) == 0
 
     # a readiness probe on the gateway whose Redis is unreachable: every /readyz answers 503
     def alerts_after_probes():

@@ -18,7 +18,7 @@ description:
     per event type and the O(top) IPs / usernames by count.
   - Replaces the runbook's C(jq) pipelines, for example
     C(jq -r 'select(.eventType=="LOGIN_FAILURE") | .ip' logs/audit-logs.json | sort | uniq -c | sort -rn | head -10)
-    ("Brute Force Attack", "Identify attacking IPs") is O(event_type=LOGIN_FAILURE) with RV(top.ip), and
+    ("Brute Force Attack", "Identify attacking IPs") is O(event_type=LOGIN_FAILURE) with the C(ip) list of RV(top), and
     C(jq 'select(.eventType=="LOGIN_FAILURE")' logs/audit-logs.json | tail -20) is RV(events) with O(limit=20).
   - Files are streamed line by line, so a log of many gigabytes is never held in memory; rotated files
     (C(audit-logs.json.1), C(audit-logs.json.2.gz), C(audit-logs.json-20260115.gz)) are read too with

@@ -109,7 +109,7 @@ def test_hostile_and_unicode_usernames_are_literal(tmp_path, capsys):
     records = [event(n, username=name, ip='10.1.0.%d' % (n + 1)) for n, name in enumerate(HOSTILE)]
     records.append(event(99, username=None, ip='10.1.0.99'))
     for ensure_ascii in (False, True):        # raw UTF-8 (orjson, Node) and \u escapes (Python's json)
-        path = write(tmp_path / ('a%d.json' % ensure_ascii), records, ensure_ascii=ensure_ascii)
+        path = write(tmp_path / ('a%d.json' % int(ensure_ascii)), records, ensure_ascii=ensure_ascii)
         for name in HOSTILE:
             res = run(capsys, path=path, username=[name], event_type=['LOGIN_FAILURE'])
             assert res['matched'] == 1 and res['events'][0]['username'] == name, (ensure_ascii, name)

@@ -503,10 +503,9 @@ def _stop_pid(pid, timeout=10.0):
             if done:
                 return
         except ChildProcessError:
-            # not our child (started by another process): poll for existence
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            # not our child (started by another process): poll until it is gone or a zombie
+            # that its new parent has not reaped yet
+            if _start_time(pid) is None:
                 return
         time.sleep(0.05)
     try:

@@ -178,8 +178,8 @@ def _scan_pass(node, pattern, count, raw):
 def _unlink_command(keys):
     """UNLINK ``keys`` in the wire format (RESP), built in one pass over the keys."""
     keys = [key.encode("utf-8", ENCODING_ERRORS) if isinstance(key, str) else key for key in keys]
-    return b"*%d\r\n$6\r\nUNLINK\r\n%s" % (len(keys) + 1, b"".join([b"$%d\r\n%s\r\n" % (len(key), key)
-                                                                        for key in keys]))
+    arguments = b"".join([b"$%d\r\n%s\r\n" % (len(key), key) for key in keys])
+    return b"*%d\r\n$6\r\nUNLINK\r\n%s" % (len(keys) + 1, arguments)
 
 
 def _batches(target, keys, batch_size):

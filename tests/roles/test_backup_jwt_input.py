@@ -1,0 +1,139 @@
+"""backup.yml, restore.yml, rotate_jwt_keys.yml: bad input fails at the start with one clear line and changes
+nothing; the backup schedule is the runbook's cron line, idempotent and removable.
+
+Runs ansible-playbook against a collection tree (scripts/collection-tree.sh), as tests/roles/test_bad_input.py, with
+a throw-away base directory that must not be created when a playbook refuses.
+
+    python -m pytest tests/roles/test_backup_jwt_input.py -q
+"""
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.dirname(sys.executable)
+
+
+@pytest.fixture(scope="module")
+def collection_root(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("collections"))
+    env = dict(os.environ, APIGW_COLLECTION_ROOT=root)
+    path = subprocess.run([os.path.join(REPO, "scripts", "collection-tree.sh")], env=env, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    return root, path
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def run(collection_root, playbook, *extra, base_dir, path_prepend=None):
+    root, path = collection_root
+    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=root, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               APIGW_BASE_DIR=base_dir, ANSIBLE_CONFIG=os.path.join(path, "ansible.cfg"))
+    if path_prepend:
+        env["PATH"] = path_prepend + os.pathsep + env["PATH"]
+    args = [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(path, "inventories", "local"),
+            os.path.join(path, playbook), "-e", f"redis_port={free_port()}", "-e", f"gateway_port={free_port()}",
+            "-e", f"gateway_upstream_port={free_port()}", *extra]
+    return subprocess.run(args, env=env, capture_output=True, text=True, cwd=path, check=False)
+
+
+@pytest.fixture
+def base_dir():
+    path = tempfile.mkdtemp(prefix="apigw-bad-")
+    os.rmdir(path)  # a refusing playbook must not create it
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def assert_refused(result, message, base_dir):
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert message in output, output
+    assert not os.path.exists(base_dir), f"{base_dir} was created: something was changed"
+
+
+def test_restore_without_backup(collection_root, base_dir):
+    result = run(collection_root, "playbooks/restore.yml", base_dir=base_dir)
+    assert_refused(result, "missing required arguments: restore_backup", base_dir)
+
+
+def test_restore_with_empty_backup(collection_root, base_dir):
+    result = run(collection_root, "playbooks/restore.yml", "-e", "restore_backup=' '", base_dir=base_dir)
+    assert_refused(result, "Refusing to restore without a backup", base_dir)
+
+
+def test_restore_unknown_backup_stops_nothing(collection_root, base_dir):
+    result = run(collection_root, "playbooks/restore.yml", "-e", "restore_backup=dump-19990101",
+                 "-e", f"backup_python={sys.executable}", base_dir=base_dir)
+    assert_refused(result, f"Backup directory {base_dir}/backup does not exist", base_dir)
+    assert "nothing was stopped and the current data is untouched" in result.stdout, result.stdout
+    assert "TASK [1. Stop the gateway" not in result.stdout and "TASK [2. Stop Redis" not in result.stdout
+
+
+def test_restore_bad_aof_handling(collection_root, base_dir):
+    result = run(collection_root, "playbooks/restore.yml", "-e", "restore_backup=dump-20260115",
+                 "-e", "restore_aof_handling=delete", base_dir=base_dir)
+    assert_refused(result, "value of restore_aof_handling must be one of: fail, disable_then_rewrite, ignore, got: delete",
+                   base_dir)
+
+
+def test_backup_unknown_action(collection_root, base_dir):
+    result = run(collection_root, "playbooks/backup.yml", "-e", "backup_action=later", base_dir=base_dir)
+    assert_refused(result, "value of backup_action must be one of: now, schedule, unschedule, got: later", base_dir)
+
+
+def test_rotate_unknown_phase(collection_root, base_dir):
+    result = run(collection_root, "playbooks/rotate_jwt_keys.yml", "-e", "jwt_rotation_phase=expire",
+                 base_dir=base_dir)
+    assert_refused(result, "value of jwt_rotation_phase must be one of: publish, rotate, retire, got: expire", base_dir)
+
+
+def test_rotate_bad_now(collection_root, base_dir):
+    result = run(collection_root, "playbooks/rotate_jwt_keys.yml", "-e", "jwt_rotation_phase=retire",
+                 "-e", "jwt_rotation_now=tomorrow", base_dir=base_dir)
+    assert_refused(result, "jwt_rotation_now", base_dir)
+
+
+def test_schedule_is_the_runbook_cron_line(collection_root, tmp_path):
+    """backup_action=schedule writes `0 2 * * *` running backup.yml under flock; a rerun changes nothing;
+    unschedule removes it. The cron module needs a crontab binary, which this machine may lack: a stub is enough
+    with a cron_file (the module then reads and writes the file itself)."""
+    stub = tmp_path / "bin" / "crontab"
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
+    cron_file = tmp_path / "apigw-backup"
+    base = str(tmp_path / "base")
+    common = ["-e", f"backup_schedule_cron_file={cron_file}", "-e", "backup_schedule_user=root",
+              "-e", "backup_schedule_extra_args='-e backup_name=nightly-%Y%m%d'"]
+
+    first = run(collection_root, "playbooks/backup.yml", "-e", "backup_action=schedule", *common,
+                base_dir=base, path_prepend=str(stub.parent))
+    assert first.returncode == 0, first.stdout + first.stderr
+    line = [entry for entry in cron_file.read_text().splitlines() if entry and not entry.startswith("#")]
+    assert len(line) == 1, cron_file.read_text()
+    assert line[0].startswith("0 2 * * * root cd "), line[0]
+    assert "flock -n " in line[0] and "/playbooks/backup.yml" in line[0], line[0]
+    assert "ansible-playbook" in line[0] and f"APIGW_BASE_DIR={base}" in line[0], line[0]
+    assert r"nightly-\%Y\%m\%d" in line[0], line[0]
+    assert "Daily backup scheduled (0 2 * * *" in first.stdout and "changed." in first.stdout
+
+    again = run(collection_root, "playbooks/backup.yml", "-e", "backup_action=schedule", *common,
+                base_dir=base, path_prepend=str(stub.parent))
+    assert again.returncode == 0 and "already so." in again.stdout, again.stdout + again.stderr
+
+    gone = run(collection_root, "playbooks/backup.yml", "-e", "backup_action=unschedule", *common,
+               base_dir=base, path_prepend=str(stub.parent))
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert not cron_file.exists() or not [e for e in cron_file.read_text().splitlines() if e and not e.startswith("#")]

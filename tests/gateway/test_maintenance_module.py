@@ -195,3 +195,13 @@ def test_playbook_bad_input_changes_nothing(gateway, playbook, redis_server, tmp
     rc, out = playbook(gateway, tmp_path / "backup", *extra)
     assert rc != 0 and message in out, out
     assert redis_server.cli("EXISTS", KEY).strip() == "0" and not (tmp_path / "backup").exists()
+
+
+@pytest.mark.parametrize("backup_dir_exists", [True, False])
+def test_playbook_check_mode_changes_nothing(gateway, playbook, redis_server, tmp_path, backup_dir_exists):
+    if backup_dir_exists:
+        (tmp_path / "backup").mkdir()
+    rc, out = playbook(gateway, tmp_path / "backup", "-e", "maintenance_reason=CHG-9", "--check")
+    assert rc == 0 and "Would run the maintenance window" in out, out
+    assert redis_server.cli("EXISTS", KEY).strip() == "0"
+    assert not (tmp_path / "backup").exists() or not list((tmp_path / "backup").iterdir())

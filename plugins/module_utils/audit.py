@@ -203,6 +203,8 @@ class AuditQuery:
             if field not in TOP_FIELDS:
                 raise AuditError("top_by=%r: choose from %s." % (field, ", ".join(TOP_FIELDS)))
         # request-log events get their type from the line (REQUEST, ERROR), so only requestId screens them
+        self.filtered = any(f is not None for f in (self.usernames, self.username_re, self.request_ids, self.ips,
+                                                    self.statuses, self.since, self.until))
         self.screens = tuple(_screen(values) for values in (self.event_types, self.usernames, self.request_ids)
                              if values is not None)
         self.request_screens = tuple(_screen(values) for values in (self.request_ids,) if values is not None)
@@ -358,7 +360,8 @@ def _read_file(path, totals, to_event, newest, screens):
     event_types, limit, tops = query.event_types, query.limit, totals.tops
     counts = totals.counts
     matched = 0
-    loads, matches = json.loads, query.matches
+    loads = json.loads
+    matches = query.matches if query.filtered else None
     try:
         handle = open_log(path)
     except (IOError, OSError) as exc:
@@ -378,7 +381,8 @@ def _read_file(path, totals, to_event, newest, screens):
                         raw = readline(MAX_LINE)
                     totals.skip(path, number, "longer than %d bytes" % MAX_LINE)
                     continue
-                if screens and b"\\" not in raw and not all(screen(raw) for screen in screens):
+                if screens and b"\\" not in raw and not (screens[0](raw) if len(screens) == 1
+                                                          else all(screen(raw) for screen in screens)):
                     if not (raw.startswith(b"{") and raw.rstrip().endswith(b"}")) and not raw.isspace():
                         totals.skip(path, number, "not a JSON object")   # cheap shape check, not a parse
                     continue
@@ -393,7 +397,7 @@ def _read_file(path, totals, to_event, newest, screens):
                     event_type, event = to_event(record)
                     if event is None or (event_types is not None and event_type not in event_types):
                         continue
-                    if not matches(event):
+                    if matches is not None and not matches(event):
                         continue
                 except ValueError as exc:   # JSON, UTF-8, no eventType, no timestamp in a window
                     totals.skip(path, number, _reason(exc))

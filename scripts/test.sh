@@ -47,7 +47,15 @@ stage_roles() {
   tree=$(collection_tree) || return 1
   (cd "$tree" && ANSIBLE_COLLECTIONS_PATH="${tree%/ansible_collections/apigw/ops}" molecule test -s default)
 }
-stage_lint() { ansible-lint --profile production --offline; }
+stage_lint() {
+  # the collection as it is in this checkout: with --offline ansible-lint caches in $ANSIBLE_HOME
+  # (~/.ansible by default) and looks there first, where an older run may have installed a stale copy
+  local tree
+  tree=$(collection_tree) || return 1
+  rm -rf "$repo/.ansible/lint-home" && mkdir -p "$repo/.ansible/lint-home" &&
+    ANSIBLE_HOME="$repo/.ansible/lint-home" ANSIBLE_COLLECTIONS_PATH="${tree%/ansible_collections/apigw/ops}" \
+      ansible-lint --profile production --offline
+}
 stage_docs() {
   local tree
   tree=$(collection_tree) || return 1

@@ -624,8 +624,8 @@ def start_sentinel(sentinels=3, password=PASSWORD, sentinel_password=None, maste
     """A primary with one replica (both asking ``password``) and N sentinels monitoring the
     primary as ``master_name`` (asking ``sentinel_password``, none by default: the common setup,
     where clients authenticate to the data nodes only).  Waits until every sentinel sees the
-    primary up and the replica up, and with ``peers`` every other sentinel too (needed for a
-    failover; the sentinels find each other within about 2 s).  Returns (primary, replica, sentinels).
+    primary up and the replica up, and with ``peers`` every other sentinel too (for a quorum to
+    fail a dead primary over; the sentinels find each other within about 2 s).  Returns (primary, replica, sentinels).
     """
     primary, replica = start_replica_pair(password=password, **kwargs)
     watchers = []

@@ -141,7 +141,7 @@ def median(samples):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", maxsplit=1)[0])
     parser.add_argument("--lines", type=int, default=1000000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--keep", help="write the audit log here and keep it (default: a temp file, removed)")

@@ -381,8 +381,8 @@ def _read_file(path, totals, to_event, newest, screens):
                         raw = readline(MAX_LINE)
                     totals.skip(path, number, "longer than %d bytes" % MAX_LINE)
                     continue
-                if screens and b"\\" not in raw and not (screens[0](raw) if len(screens) == 1
-                                                          else all(screen(raw) for screen in screens)):
+                if screens and b"\\" not in raw and not (
+                        screens[0](raw) if len(screens) == 1 else all(screen(raw) for screen in screens)):
                     if not (raw.startswith(b"{") and raw.rstrip().endswith(b"}")) and not raw.isspace():
                         totals.skip(path, number, "not a JSON object")   # cheap shape check, not a parse
                     continue

@@ -67,8 +67,13 @@ stage_build() {
   tree=$(collection_tree) || return 1
   out="$repo/build/dist"
   rm -rf "$out" && mkdir -p "$out"
-  ansible-galaxy collection build "$tree" --output-path "$out" --force &&
-    python -m galaxy_importer.main "$out"/apigw-ops-*.tar.gz > "$out/importer.log" 2>&1
+  # the importer's ansible-lint resolves apigw.ops.* in $ANSIBLE_HOME/collections: give it this build there,
+  # never a copy an older run installed in ~/.ansible
+  local home="$repo/.ansible/importer-home"
+  rm -rf "$home" && mkdir -p "$home/collections" &&
+    ansible-galaxy collection build "$tree" --output-path "$out" --force &&
+    ansible-galaxy collection install "$out"/apigw-ops-*.tar.gz -p "$home/collections" --no-deps --force >/dev/null &&
+    ANSIBLE_HOME="$home" python -m galaxy_importer.main "$out"/apigw-ops-*.tar.gz > "$out/importer.log" 2>&1
   local rc=$?
   tail -20 "$out/importer.log" 2>/dev/null
   if grep -qE '^(ERROR|WARNING):' "$out/importer.log" 2>/dev/null; then

@@ -84,8 +84,8 @@ def test_restore_unknown_backup_stops_nothing(collection_root, base_dir):
 def test_restore_bad_aof_handling(collection_root, base_dir):
     result = run(collection_root, "playbooks/restore.yml", "-e", "restore_backup=dump-20260115",
                  "-e", "restore_aof_handling=delete", base_dir=base_dir)
-    assert_refused(result, "value of restore_aof_handling must be one of: fail, disable_then_rewrite, ignore, got: delete",
-                   base_dir)
+    assert_refused(result, "value of restore_aof_handling must be one of: fail, disable_then_rewrite, ignore, "
+                           "got: delete", base_dir)
 
 
 def test_backup_unknown_action(collection_root, base_dir):

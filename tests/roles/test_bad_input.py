@@ -11,54 +11,14 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
-import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
-
-
-@pytest.fixture(scope="session")
-def collection_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("collections"))
-    env = dict(os.environ, APIGW_COLLECTION_ROOT=root)
-    path = subprocess.run([os.path.join(REPO, "scripts", "collection-tree.sh")], env=env, check=True,
-                          capture_output=True, text=True).stdout.strip()
-    return root, path
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.roles.playbook_runner import BIN, ansible_playbook, assert_refused, free_port, stack_ports
 
 
 def run(collection_root, playbook, *extra, base_dir):
-    root, path = collection_root
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=root, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               APIGW_BASE_DIR=base_dir, ANSIBLE_CONFIG=os.path.join(path, "ansible.cfg"))
-    args = [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(path, "inventories", "local"),
-            playbook if os.path.isabs(playbook) else os.path.join(path, playbook),
-            "-e", f"redis_port={free_port()}", "-e", f"gateway_port={free_port()}",
-            "-e", f"gateway_upstream_port={free_port()}", *extra]
-    return subprocess.run(args, env=env, capture_output=True, text=True, cwd=path, timeout=600, check=False)
-
-
-@pytest.fixture
-def base_dir():
-    path = tempfile.mkdtemp(prefix="apigw-bad-")
-    os.rmdir(path)  # the roles must not create it when they refuse
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def assert_refused(result, message, base_dir):
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert message in output, output
-    assert not os.path.exists(base_dir), f"{base_dir} was created: something was half-deployed"
+    return ansible_playbook(collection_root, playbook, *stack_ports(), *extra, base_dir=base_dir)
 
 
 def test_unknown_runtime(collection_root, base_dir):

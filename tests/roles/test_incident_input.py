@@ -8,26 +8,14 @@ Runs ansible-playbook against a collection tree (scripts/collection-tree.sh), as
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from tests.harness.redis_servers import free_port, start_standalone
+from tests.roles.playbook_runner import ansible_playbook
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BIN = os.path.dirname(sys.executable)
 BRUTE = "playbooks/incident_bruteforce.yml"
 DDOS = "playbooks/incident_ddos.yml"
-
-
-@pytest.fixture(scope="module")
-def collection_root(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("collections"))
-    env = dict(os.environ, APIGW_COLLECTION_ROOT=root)
-    path = subprocess.run([os.path.join(REPO, "scripts", "collection-tree.sh")], env=env, check=True,
-                          capture_output=True, text=True).stdout.strip()
-    return root, path
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +26,8 @@ def redis():
 
 
 def run(collection_root, playbook, *extra, base_dir, redis_port=None):
-    root, path = collection_root
-    env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=root, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
-               APIGW_BASE_DIR=str(base_dir), ANSIBLE_CONFIG=os.path.join(path, "ansible.cfg"))
-    args = [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(path, "inventories", "local"),
-            os.path.join(path, playbook), "-e", "apigw_redis_port=%d" % (redis_port or free_port()), *extra]
-    return subprocess.run(args, env=env, capture_output=True, text=True, cwd=path, check=False)
+    return ansible_playbook(collection_root, playbook, "-e", "apigw_redis_port=%d" % (redis_port or free_port()),
+                            *extra, base_dir=base_dir)
 
 
 def summary(result):

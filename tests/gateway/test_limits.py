@@ -92,7 +92,18 @@ def test_global_and_user_rate_limits(strict, client_ip):
     assert 0 < ttl <= 60000
 
 
-def test_rate_limit_metric(strict):
+def test_rate_limit_metric(strict, client_ip):
+    """Refusals are counted per scope. The test makes its own (an auth and a user refusal): with pytest-xdist the
+    tests above may have run in another worker, against another gateway."""
+    assert [_login(strict, client_ip, PASSWORD, username="carol").status_code for _attempt in range(7)][-1] == 429
+    first, second, third, fourth = client_ip.split(".")
+    other_ips = [f"{first}.{second}.{int(third) + 100 + n}.{fourth}" for n in (1, 2)]  # outside the fixture's range
+    access = strict.tokens("bob", ip=other_ips[0])["accessToken"]
+    strict.redis.cli("DEL", f"ratelimit:user:{strict.user_ids['bob']}")
+    with strict.client(other_ips[1]) as client:
+        statuses = [client.get("/reports/r", headers={"Authorization": f"Bearer {access}"}).status_code
+                    for _attempt in range(4)]
+    assert statuses[-1] == 429
     text = strict.client().get("/metrics").text
     values = [line for line in text.splitlines() if line.startswith("rate_limit_exceeded_total{")]
     assert any('scope="auth"' in line for line in values)

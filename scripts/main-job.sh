@@ -43,7 +43,7 @@ say "Deploying Redis, the gateway and the mock upstream (site.yml)"
 run ansible-playbook playbooks/site.yml
 say "Health check (healthcheck.yml)"
 run ansible-playbook playbooks/healthcheck.yml
-say "Tour: login, rate limit hit and cleared, account locked and unlocked, token revoked (demo.yml)"
+say "Tour: login, rate limit hit and cleared, account locked and unlocked, token revoked, audit log read (demo.yml)"
 run ansible-playbook playbooks/demo.yml
 
 gw_port=$(ansible-inventory --host localhost --yaml 2>/dev/null | sed -n 's/^gateway_port: //p')

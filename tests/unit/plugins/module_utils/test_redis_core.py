@@ -4,35 +4,20 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from ansible_collections.apigw.ops.plugins.module_utils import key_scan
 from ansible_collections.apigw.ops.plugins.module_utils.keyspace import Keyspace, KeyspaceError, glob_escape
+from ansible_collections.apigw.ops.tests.unit.plugins.module_utils.connection_params import closed_port, params
 from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import (
     RedisOpsError,
     open_target,
-    redis_connection_argument_spec,
     to_wire,
 )
 
 
-def params(**overrides):
-    spec = redis_connection_argument_spec()
-    values = {name: opt.get("default") for name, opt in spec.items()}
-    values["socket_timeout"] = 1.0
-    values.update(overrides)
-    return values
-
-
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- connection layer -------------------------------------------------------
+
 
 def test_connect_standalone_decodes_replies(redis_standalone):
     target = open_target(params(**redis_standalone.connection()))

@@ -5,34 +5,19 @@
 from __future__ import annotations
 
 import json
-import socket
 from contextlib import contextmanager
 
 import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.apigw.ops.tests.unit.plugins.module_utils.connection_params import closed_port, params
 from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import (
     RedisOpsError,
     open_target,
-    redis_connection_argument_spec,
 )
 from ansible_collections.apigw.ops.plugins.modules import gateway_lockout, gateway_token
 from ansible_collections.apigw.ops.tests.harness import redis_servers
-
-
-def params(**overrides):
-    spec = redis_connection_argument_spec()
-    values = {name: opt.get("default") for name, opt in spec.items()}
-    values["socket_timeout"] = 1.0
-    values.update(overrides)
-    return values
-
-
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(capsys, module, check_mode=False, **args):

@@ -15,12 +15,14 @@ die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
 
 # --- system packages -------------------------------------------------------------------
 apt_packages=(redis-server redis-tools openssl rsync git jq curl ca-certificates)
-[ "$profile" = dev ] && apt_packages+=(shellcheck prometheus systemd)
+# openssh-client: ansible-test integration needs ssh-keygen even for local runs
+[ "$profile" = dev ] && apt_packages+=(shellcheck prometheus systemd openssh-client)
 missing=()
 for pkg in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-# Node.js (for the jose and autocannon cross-checks) may come from Debian or elsewhere
+# Node.js (for the jose and autocannon cross-checks) may come from Debian or elsewhere.  Debian 12's is 18:
+# the npm packages are pinned to versions that run on it (jose 5, see tests/jose/setup.sh; autocannon 8).
 if [ "$profile" = dev ] && ! { command -v node && command -v npm; } >/dev/null; then
   missing+=(nodejs npm)
 fi
@@ -70,5 +72,8 @@ requirements = [a for a in args if not a.startswith("-")] or ["pip"]
 subprocess.check_call([sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "-q"] + requirements)
 PY
 done
+# --- this checkout as the collection apigw.ops (ansible.cfg's collections_path) ----------
+"$repo/scripts/collection-link.sh"
+
 version=$("$venv/bin/ansible" --version)
 say "Ready: $venv (${version%%$'\n'*})"

@@ -26,9 +26,9 @@ if [ ! -x .venv/bin/ansible-playbook ]; then
   scripts/bootstrap.sh runtime
 fi
 export PATH=$repo/.venv/bin:$PATH
-# 2. the collection, as Ansible finds it (a copy of this checkout under build/collections)
-export ANSIBLE_COLLECTIONS_PATH=$repo/build/collections
-APIGW_COLLECTION_ROOT=$ANSIBLE_COLLECTIONS_PATH scripts/collection-tree.sh >/dev/null
+# 2. the collection, as Ansible finds it: ansible.cfg's collections_path holds build/collections, where
+#    apigw/ops is a link to this checkout (the same setup the printed commands below rely on)
+scripts/collection-link.sh
 export ANSIBLE_CONFIG=$repo/ansible.cfg ANSIBLE_FORCE_COLOR=${ANSIBLE_FORCE_COLOR:-1}
 base=${APIGW_BASE_DIR:-$HOME/.local/share/apigw}
 export APIGW_BASE_DIR=$base
@@ -48,13 +48,25 @@ run ansible-playbook playbooks/demo.yml
 
 gw_port=$(ansible-inventory --host localhost --yaml 2>/dev/null | sed -n 's/^gateway_port: //p')
 gw_port=${gw_port:-8080}
+# Every line under "operate" runs verbatim in a new shell from the repository root after the activation
+# line (tests/mainjob/test_printed_commands.py runs them): keep them complete and literal.
 cat <<INFO
 
 $(printf '\033[1m')apigw is running$(printf '\033[0m') (state in $base)
-  gateway        http://127.0.0.1:${gw_port}   (/healthz /readyz /metrics /.well-known/jwks.json /auth/login)
-  try it         curl -s http://127.0.0.1:${gw_port}/readyz
-  logs           $base/logs/gateway-${gw_port}.log  upstream.log  redis.log  audit-logs.json
-  processes      .venv/bin/supervisorctl -c $base/supervisor/supervisord.conf status
-  operate        ansible-playbook playbooks/{healthcheck,restart,scale,update_config}.yml  (docs/runbook-map.md)
-  stop           scripts/main-job.sh --teardown   (= ansible-playbook playbooks/teardown.yml -e purge=true)
+  gateway    http://127.0.0.1:${gw_port}   (/healthz /readyz /metrics /.well-known/jwks.json /auth/login)
+  logs       $base/logs/gateway-${gw_port}.log  upstream.log  redis.log  audit-logs.json
+  operate    (from $repo, in a new shell; docs/runbook-map.md lists every playbook)
+INFO
+sed 's/^/    /' <<COMMANDS
+source .venv/bin/activate
+curl -s http://127.0.0.1:${gw_port}/readyz
+supervisorctl -c $base/supervisor/supervisord.conf status
+ansible-playbook playbooks/healthcheck.yml
+ansible-playbook playbooks/restart.yml
+ansible-playbook playbooks/scale.yml -e workers=2
+ansible-playbook playbooks/update_config.yml -e rate_limit_profile=moderate
+ansible-playbook playbooks/unlock_account.yml -e unlock_username=demo
+COMMANDS
+cat <<INFO
+  stop       scripts/main-job.sh --teardown   (= ansible-playbook playbooks/teardown.yml -e purge=true)
 INFO

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: every stage runs; the script fails if any stage failed.
 # Usage: scripts/test.sh [stage ...]    stages: bootstrap ruff sanity units integration
-#        crosschecks roles lint docs build   (default: all, in that order)
+#        crosschecks mainjob roles lint docs build   (default: all, in that order)
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
-all_stages=(bootstrap ruff sanity units integration crosschecks roles lint docs build)
+all_stages=(bootstrap ruff sanity units integration crosschecks mainjob roles lint docs build)
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=("${all_stages[@]}")
 
@@ -40,6 +40,10 @@ stage_crosschecks() {
   for d in tests/gateway tests/jose tests/roles tests/monitoring; do [ -d "$d" ] && dirs+=("$d"); done
   [ ${#dirs[@]} -gt 0 ] || { echo "no cross-check tests present"; return 0; }
   python -m pytest -n 2 -p no:cacheprovider -q "${dirs[@]}"
+}
+stage_mainjob() {
+  # README command 1 as a newcomer runs it, then every command its summary prints, verbatim
+  python -m pytest -p no:cacheprovider -q tests/mainjob
 }
 stage_roles() {
   [ -d molecule/default ] || { echo "no molecule scenario present"; return 0; }

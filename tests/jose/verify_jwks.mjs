@@ -2,7 +2,7 @@
 // Usage: node verify_jwks.mjs <jwks.json> <cases.json>
 //   cases.json: [{"name": "...", "token": "<JWT>"}, ...]
 // Prints [{"name", "verified": true|false, "kid", "alg", "error"}] as JSON on stdout.
-// jose 6 is ESM-only: this file is copied next to the node_modules holding jose (see setup.sh).
+// Run as an ES module: this file is copied next to the node_modules holding jose (see setup.sh).
 import { readFileSync } from 'node:fs';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 

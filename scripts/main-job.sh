@@ -4,6 +4,7 @@
 # Running it again changes nothing in the deployment (site.yml reports changed=0).
 #   scripts/main-job.sh                  deploy + health check + tour
 #   APIGW_BASE_DIR=/some/dir scripts/main-job.sh    all state there (default ~/.local/share/apigw)
+#   APIGW_GATEWAY_PORT / APIGW_REDIS_PORT / APIGW_UPSTREAM_PORT   other ports (default 8080 / 6380 / 4000)
 # Tear down:  scripts/main-job.sh --teardown      (= ansible-playbook playbooks/teardown.yml -e purge=true)
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,8 +47,7 @@ run ansible-playbook playbooks/healthcheck.yml
 say "Tour: login, rate limit hit and cleared, account locked and unlocked, token revoked, audit log read (demo.yml)"
 run ansible-playbook playbooks/demo.yml
 
-gw_port=$(ansible-inventory --host localhost --yaml 2>/dev/null | sed -n 's/^gateway_port: //p')
-gw_port=${gw_port:-8080}
+gw_port=${APIGW_GATEWAY_PORT:-8080}  # inventories/local/group_vars/all.yml
 # Every line under "operate" runs verbatim in a new shell from the repository root after the activation
 # line (tests/mainjob/test_printed_commands.py runs them): keep them complete and literal.
 cat <<INFO

@@ -2,8 +2,9 @@
 
 scripts/main-job.sh deploys the local stack and ends with an "operate" block: an activation line and
 commands to paste into a new shell from the repository root.  This test runs the main job, then each of
-those lines exactly as printed, in a new shell that has only what a user's login shell has (HOME, PATH,
-and APIGW_BASE_DIR, the documented way to put the state elsewhere), and tears the stack down.
+those lines exactly as printed, in a new shell that has only what a user's login shell has (HOME, PATH
+and the documented APIGW_* variables: a base directory and ports of its own, so that a main-job stack
+already running, the README's command 1 run before command 2, is left alone), and tears it down.
 """
 
 import os
@@ -16,14 +17,14 @@ import tempfile
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-GATEWAY_PORT = 8080  # inventories/local
+PORTS = {"APIGW_GATEWAY_PORT": 18080, "APIGW_REDIS_PORT": 16380, "APIGW_UPSTREAM_PORT": 14000}
 LOGIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def login_env(base):
     return {"HOME": os.environ.get("HOME", "/root"), "PATH": LOGIN_PATH, "APIGW_BASE_DIR": base, "LANG": "C.UTF-8",
-            "ANSIBLE_NOCOLOR": "1"}
+            "ANSIBLE_NOCOLOR": "1", **{name: str(port) for name, port in PORTS.items()}}
 
 
 def printed_commands(output):
@@ -40,9 +41,10 @@ def printed_commands(output):
 
 @pytest.fixture(scope="module")
 def main_job():
-    with socket.socket() as probe:
-        if probe.connect_ex(("127.0.0.1", GATEWAY_PORT)) == 0:
-            pytest.fail(f"port {GATEWAY_PORT} is taken: stop the local stack first (scripts/main-job.sh --teardown)")
+    for name, port in PORTS.items():
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                pytest.fail(f"port {port} ({name}) is taken by something else: free it and run again")
     base = tempfile.mkdtemp(prefix="apigw-mainjob-")
     env = login_env(base)
     try:

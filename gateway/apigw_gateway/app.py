@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import re
 import signal
 import time
@@ -83,6 +84,10 @@ class Gateway:
         self.store = Store(settings)
         self.upstream = Upstream(settings)
         self.audit = logs.AuditLog(settings.audit_log_file)
+        # the outcome of the last reload, reported by every JWKS answer (X-Keyset-Reload) with this worker's pid
+        self.reload_status = "ok"
+        self.workers = settings.workers or os.cpu_count() or 1  # as server.py counts them
+        self._reload_lock = None  # made in the event loop by reload()
 
     def _load(self):
         keyset = KeySet.load(self.s.jwt_keys_dir, self.s.jwt_algorithms, self.s.jwt_private_key_passphrase)
@@ -92,19 +97,27 @@ class Gateway:
         """SIGHUP: new keys and users for requests that start from now on; in-flight ones keep theirs.
 
         Loading (file reads, key parsing, a KDF run for the users' dummy hash) happens in a thread,
-        so requests keep being served meanwhile; the swap itself is two assignments.
+        so requests keep being served meanwhile; the swap itself is two assignments.  Reloads run one
+        at a time, in the order of the signals: a slow load that read the files before a later SIGHUP
+        can never finish last and swap older keys back in.  A load that fails keeps the current keys
+        and users, and X-Keyset-Reload says "failed" until a reload succeeds.
         """
-        try:
-            keyset, users = await anyio.to_thread.run_sync(self._load)
-        except (KeySetError, UsersError) as exc:
-            logs.log("error", "Reload failed, keeping the current keys and users", error=str(exc))
-            return
-        self.keyset, self.users = keyset, users
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
+        async with self._reload_lock:
+            try:
+                keyset, users = await anyio.to_thread.run_sync(self._load)
+            except (KeySetError, UsersError) as exc:
+                self.reload_status = "failed"
+                logs.log("error", "Reload failed, keeping the current keys and users", error=str(exc),
+                         active=self.keyset.active_kid, generation=self.keyset.generation)
+                return
+            self.keyset, self.users, self.reload_status = keyset, users, "ok"
         self.audit.reopen()
         for warning in keyset.warnings:
             logs.log("warning", "Key set warning", detail=warning)
         logs.log("info", "Keys reloaded", active=keyset.active_kid, kids=sorted(keyset.verify_keys),
-                 users=len(users.users))
+                 generation=keyset.generation, users=len(users.users))
 
     # -- helpers used by the endpoints --------------------------------------
     def enforce(self, results, request, username=None):
@@ -215,8 +228,16 @@ async def readyz(request):
 
 
 async def jwks(request):
+    """The JWKS, and which worker answered with what: a key rotation polls this over fresh connections
+    until every worker of the replica (X-Worker-Pid, X-Workers of them) publishes, then signs with, the
+    new key (X-Keyset-Active, X-Keyset-Generation); X-Keyset-Reload is "failed" while the last reload
+    of this worker failed and it still serves its previous keys."""
     gw: Gateway = request.app.state.gw
-    return Response(gw.keyset.jwks_document, media_type=JSON, headers={"Cache-Control": "public, max-age=60"})
+    keyset = gw.keyset  # one key set for the body and the headers, even if a reload swaps it meanwhile
+    return Response(keyset.jwks_document, media_type=JSON, headers={
+        "Cache-Control": "public, max-age=60", "X-Keyset-Active": keyset.active_kid,
+        "X-Keyset-Generation": keyset.generation, "X-Keyset-Reload": gw.reload_status,
+        "X-Worker-Pid": str(os.getpid()), "X-Workers": str(gw.workers)})
 
 
 async def metrics_endpoint(request):
@@ -494,7 +515,7 @@ def create_app(settings: Settings | None = None):
             loop.add_signal_handler(signal.SIGHUP, on_sighup)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
-        logs.log("info", "Gateway worker started", active_kid=gw.keyset.active_kid)
+        logs.log("info", "Gateway worker started", active_kid=gw.keyset.active_kid, generation=gw.keyset.generation)
         try:
             yield
         finally:

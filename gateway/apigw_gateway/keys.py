@@ -6,6 +6,7 @@
 
 Tokens are signed with the active key and verified by `kid` against every key in jwks.json, with
 only the configured algorithms.  A KeySet is immutable; reloading builds a new one and swaps it in.
+`generation` fingerprints what a key set publishes and signs with (see app.jwks for how it is reported).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ class KeySet:
         self.verify_keys = verify_keys  # kid -> VerifyKey
         self.jwks_document = jwks_document  # bytes, served as is
         self.warnings = warnings
+        # what this key set publishes and signs with, in 16 hex digits: equal in every worker (and every replica)
+        # that loaded the same key set, so a rotation can confirm that each of them serves it
+        self.generation = hashlib.sha256(jwks_document + b"\n" + active_kid.encode()).hexdigest()[:16]
         self.loaded_at = time.time()
         self._verified = {}  # token -> ((type, iss, aud), claims)
 

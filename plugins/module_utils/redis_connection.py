@@ -14,8 +14,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
-import socket
-import ssl
 import traceback
 from contextlib import contextmanager
 
@@ -25,7 +23,6 @@ try:
     from redis import exceptions as redis_exceptions
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
-    from redis.connection import parse_url as redis_parse_url
     HAS_REDIS = True
 except ImportError:
     HAS_REDIS = False
@@ -351,102 +348,3 @@ def printable(text):
     if isinstance(text, bytes):
         return text.decode("utf-8", "backslashreplace")
     return text.encode("utf-8", ENCODING_ERRORS).decode("utf-8", "backslashreplace")
-
-
-class RawConnection:
-    """One authenticated (optionally TLS) socket to one Redis node, for protocols redis-py
-    does not speak (the replication stream of SYNC).  Built from the same module parameters
-    as every other connection; errors are one-line RedisOpsError."""
-
-    def __init__(self, sock, description):
-        self.sock = sock
-        self.description = description
-        self._buffer = b""
-
-    @staticmethod
-    def encode(*args):
-        out = [b"*%d\r\n" % len(args)]
-        for arg in args:
-            data = arg if isinstance(arg, bytes) else str(arg).encode("utf-8")
-            out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-        return b"".join(out)
-
-    def send(self, *args):
-        self.sock.sendall(self.encode(*args))
-
-    def recv(self, size=1 << 20):
-        """Buffered bytes first, then the socket; b'' when the peer closed."""
-        if self._buffer:
-            data, self._buffer = self._buffer[:size], self._buffer[size:]
-            return data
-        return self.sock.recv(size)
-
-    def readline(self):
-        """One line without CRLF (or a lone LF); raises RedisOpsError if the peer closes."""
-        while b"\n" not in self._buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise RedisOpsError("Redis at %s closed the connection." % self.description)
-            self._buffer += chunk
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.rstrip(b"\r")
-
-    def command(self, *args):
-        """Send a command, return its simple reply line as text; '-ERR ...' raises RedisOpsError."""
-        self.send(*args)
-        line = self.readline().decode("utf-8", "replace")
-        if line.startswith("-"):
-            raise RedisOpsError(describe_error(line[1:], self.description))
-        return line
-
-    def close(self):
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-
-
-def open_raw_connection(params, host=None, port=None):
-    """A RawConnection to host:port (default: the module's host/port or url), with the module's
-    TLS settings and AUTH already done.  Raises RedisOpsError with one line."""
-    if not HAS_REDIS:
-        raise RedisOpsError(MISSING_REDIS_MSG)
-    username, password, tls, unix_path = params.get("redis_username"), params.get("password"), params.get("tls"), None
-    if params.get("url") and host is None:
-        parsed = redis_parse_url(params["url"])
-        host, port, unix_path = parsed.get("host"), parsed.get("port"), parsed.get("path")
-        username = parsed.get("username") or username
-        password = parsed.get("password") or password
-        tls = tls or params["url"].startswith("rediss://")
-    host = host or params.get("host") or "localhost"
-    port = int(port or params.get("port") or 6379)
-    description = "unix:%s" % unix_path if unix_path else "%s:%s" % (host, port)
-    timeout = params.get("socket_timeout") or 10.0
-    try:
-        if unix_path:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            sock.connect(unix_path)
-        else:
-            sock = socket.create_connection((host, port), timeout=timeout)
-        if tls:
-            context = ssl.create_default_context(cafile=params.get("ca_path"))
-            if not params.get("validate_certs", True):
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
-            if params.get("client_cert"):
-                context.load_cert_chain(params["client_cert"], params.get("client_key"))
-            sock = context.wrap_socket(sock, server_hostname=host)
-    except (OSError, ValueError) as exc:
-        raise RedisOpsError(describe_error(exc, description))
-    conn = RawConnection(sock, description)
-    try:
-        if password:
-            conn.command(*(["AUTH", username, password] if username else ["AUTH", password]))
-    except OSError as exc:
-        conn.close()
-        raise RedisOpsError(describe_error(exc, description))
-    except RedisOpsError:
-        conn.close()
-        raise
-    return conn

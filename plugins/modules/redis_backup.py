@@ -165,19 +165,39 @@ options:
     type: str
     choices: [fail, disable_then_rewrite, ignore]
     default: fail
+  if_running:
+    description:
+      - With O(state=restored), what to do when the Redis of O(config_file) looks running (its pidfile's process is
+        alive or something listens on its port).
+      - V(fail) - refuse; nothing is changed.
+      - V(plan) - build the plan anyway (the backup is found and verified, the dump and AOF changes are
+        predicted) with a warning, for a check-mode run of the whole Recovery Procedure, in which the step that
+        stops Redis did not stop it. Writing is refused while Redis runs whatever this option says.
+    type: str
+    choices: [fail, plan]
+    default: fail
 requirements:
   - redis (redis-py) >= 4.2 on the host that runs the module
-  - optional - crcmod with its C extension (C(pip install crcmod) or python3-crcmod) for a fast CRC64;
-    without it a pure-Python CRC64 is used (about 4 MB/s)
-  - optional - redis-check-rdb (comes with redis-server / redis-tools)
+  - optional - redis-check-rdb (comes with redis-server / redis-tools); when it runs it checks the CRC64 itself
+    and counts the keys, so no CRC is computed in Python
+  - optional - crcmod with its C extension (python3-crcmod, or C(pip install crcmod) where a C compiler exists)
+    for a fast CRC64 without redis-check-rdb; without both a pure-Python CRC64 is used (about 4 MB/s)
 notes:
   - Files are written with apigw.ops' atomic writer (temporary file in the same directory, mode and owner set
     before the data, fsync, rename); a failure leaves no partial file. The RDB is held in memory while it is
     verified, so the host needs free memory of about the size of the RDB.
-  - Manifest (C(<file>.manifest.json)) fields - name, file, created_at, created_epoch, source (host, port,
+  - Manifest (C(<file>.manifest.json)) fields - format (C(apigw.ops.redis_backup/2)), name, file, created_at,
+    created_epoch, source (host, port,
     redis_version, run_id, role, mode), method, rdb_version, rdb_redis_version, size, sha256, crc64, keys (per
     database from C(INFO keyspace) at backup time), keys_in_file (from redis-check-rdb), checks, verified,
-    files_in_backup, node_id and slots (cluster).
+    files_in_backup, crc64_backend, node_id and slots (cluster).
+  - A manifest counts as a backup only if it carries that format marker, its name is a backup name, its file is
+    C(<name>.rdb) or C(<name>.<node>.rdb) - a plain file in O(path) (no symlink, nothing outside O(path)), it is
+    itself named after that file, and its created_epoch is an integer. Anything else is reported in RV(foreign)
+    and never deleted, overwritten or restored by name.
+  - The diff of O(state=aof_enabled) shows C(redis.conf) with every secret masked (requirepass, masterauth,
+    masteruser, C(user) ACL passwords and hashes, tls-key-file-pass, tls-client-key-file-pass, sentinel auth-pass,
+    and any text equal to O(password)).
   - An existing backup counts as verified when its manifest says so and the file's size and sha256 match it;
     M(apigw.ops.redis_backup_info) with O(apigw.ops.redis_backup_info#module:reverify=true) re-runs the full checks.
 seealso:
@@ -271,6 +291,19 @@ kept:
   returned: state is present or pruned
   type: list
   elements: str
+foreign:
+  description:
+    - Manifests in O(path) that are not backups of this collection, with the reason (no format marker, a C(file)
+      that is not a plain file name of the backup's naming, a symlink, no valid C(created_epoch), not JSON ...).
+      They and the files they name are never deleted or overwritten.
+  returned: state is present or pruned
+  type: list
+  elements: dict
+  sample: [{manifest: exports.manifest.json, reason: "no apigw.ops.redis_backup/2 format marker"}]
+redis_running:
+  description: Why the Redis of O(config_file) looks running (null when it does not) - only with O(if_running=plan).
+  returned: state is restored
+  type: str
 backup:
   description: Path of the backup file restored.
   returned: state is restored
@@ -329,8 +362,9 @@ aof_rewrite_status:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.apigw.ops.plugins.module_utils.atomic_file import AtomicFileError
-from ansible_collections.apigw.ops.plugins.module_utils.backup import (
-    AofEnablePlan, CreatePlan, RestorePlan, prune_plan)
+from ansible_collections.apigw.ops.plugins.module_utils.backup_plan import CreatePlan
+from ansible_collections.apigw.ops.plugins.module_utils.backup_retention import prune_plan
+from ansible_collections.apigw.ops.plugins.module_utils.restore_plan import AofEnablePlan, RestorePlan
 from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import (
     RedisOpsError, connect, redis_connection_argument_spec)
 
@@ -356,6 +390,7 @@ def argument_spec():
         config_file=dict(type="path"),
         dump_path=dict(type="path"),
         aof_handling=dict(type="str", default="fail", choices=["fail", "disable_then_rewrite", "ignore"]),
+        if_running=dict(type="str", default="fail", choices=["fail", "plan"]),
     )
     return spec
 

@@ -114,13 +114,21 @@ backups:
         (ok, problem, checks).
       type: list
       elements: dict
+foreign:
+  description:
+    - Manifests in O(path) that are not backups of this collection, each with C(manifest) (its file name) and
+      C(reason); the retention never deletes them or the files they name.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{manifest: exports.manifest.json, reason: "no apigw.ops.redis_backup/2 format marker"}]
 unmanaged:
   description: C(.rdb) files in the directory that have no manifest (never touched by the retention).
   returned: always
   type: list
   elements: str
 latest_verified:
-  description: Name of the newest verified backup, or null.
+  description: Name of the newest verified backup in O(path) (whatever O(name) selects), or null.
   returned: always
   type: str
 """
@@ -129,7 +137,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.apigw.ops.plugins.module_utils.backup import describe_sets
+from ansible_collections.apigw.ops.plugins.module_utils.backup_catalog import describe_sets
 from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import redis_connection_argument_spec
 
 

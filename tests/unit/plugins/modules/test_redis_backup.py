@@ -18,7 +18,7 @@ import pytest
 
 from ansible.module_utils.testing import patch_module_args
 
-from ansible_collections.apigw.ops.plugins.module_utils import backup as backup_utils
+from ansible_collections.apigw.ops.plugins.module_utils import backup_catalog, redis_conf
 from ansible_collections.apigw.ops.plugins.modules import redis_backup, redis_backup_info
 from ansible_collections.apigw.ops.tests.harness import redis_servers
 
@@ -342,7 +342,7 @@ def _restore_round_trip(topo, tmp_path, capsys, aof):
     assert check1['changed'] and apply1['changed'] and not check2['changed'] and not apply2['changed'], apply2
     assert apply1['checks']['crc64'] == 'ok' and apply1['previous_dump'] and os.path.exists(apply1['previous_dump'])
     assert apply1['aof_enabled'] is aof and apply1['aof_disabled_for_restore'] is aof
-    assert backup_utils._sha256_file(dump) == apply1['sha256']
+    assert backup_catalog.sha256_file(dump) == apply1['sha256']
     server.start(write_config=False)
     client = client_of(topo)
     same_data(before, snapshot_keys(client))
@@ -352,7 +352,7 @@ def _restore_round_trip(topo, tmp_path, capsys, aof):
                      **topo.connection()) for c in (True, False, True, False)]
         assert step2[0]['changed'] and step2[1]['changed'] and not step2[2]['changed'] and not step2[3]['changed']
         assert step2[1]['aof_rewrite_status'] == 'ok'
-        assert backup_utils.AOF_MARKER.encode() not in read_bytes(server.config_path)
+        assert redis_conf.AOF_MARKER.encode() not in read_bytes(server.config_path)
         server.stop(remove=False)
         os.unlink(dump)  # prove the data now comes from the AOF
         server.start(write_config=False)

@@ -25,8 +25,9 @@ MASK = "********"
 # directives whose whole value is a secret (or names the account a secret belongs to)
 SECRET_DIRECTIVES = frozenset(("requirepass", "masterauth", "masteruser", "primaryauth", "primaryuser",
                                "tls-key-file-pass", "tls-client-key-file-pass"))
-# "sentinel <sub> <master> <secret>"
-SENTINEL_SECRETS = frozenset(("auth-pass", "auth-user", "sentinel-pass", "sentinel-user"))
+# "sentinel auth-pass <master> <secret>" and "sentinel sentinel-pass <secret>"
+SENTINEL_MASTER_SECRETS = frozenset(("auth-pass", "auth-user"))
+SENTINEL_SECRETS = frozenset(("sentinel-pass", "sentinel-user"))
 _DIRECTIVE = re.compile(r"^(\s*#?\s*)(\S+)(.*)$")
 
 
@@ -56,8 +57,11 @@ def mask_line(line, secrets=()):
             line = lead + key + _mask_acl_rules(rest)
         elif name == "sentinel":
             fields = rest.split()
-            if len(fields) >= 2 and fields[0].lower() in SENTINEL_SECRETS:
+            sub = fields[0].lower() if fields else ""
+            if sub in SENTINEL_MASTER_SECRETS and len(fields) >= 2:
                 line = "%s%s %s %s %s" % (lead, key, fields[0], fields[1], MASK)
+            elif sub in SENTINEL_SECRETS:
+                line = "%s%s %s %s" % (lead, key, fields[0], MASK)
     for secret in secrets:
         if secret and secret in line:
             line = line.replace(secret, MASK)

@@ -87,6 +87,11 @@ def select_backup(directory, backup, node):
     if backup:
         chosen = next((s for s in sets if s.name == backup), None)
         if chosen is None:
+            broken = next((f for f in catalog.foreign if f["manifest"] == backup + MANIFEST_SUFFIX), None)
+            if broken:
+                raise RedisOpsError("Manifest %s is not a valid apigw.ops backup manifest (%s); nothing was "
+                                    "restored and the current data is untouched."
+                                    % (os.path.join(directory, broken["manifest"]), broken["reason"]))
             latest = catalog.latest_verified()
             raise RedisOpsError("No backup named %s in %s (latest verified there: %s); the current data is "
                                 "untouched." % (backup, directory, latest.name if latest else "none"))

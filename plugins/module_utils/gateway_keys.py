@@ -9,10 +9,15 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
 import re
 
-from ansible_collections.apigw.ops.plugins.module_utils.keyspace import KeyspaceError, glob_escape
+from ansible_collections.apigw.ops.plugins.module_utils.keyspace import (
+    IP_FIELDS,
+    KEY_SEPARATOR,
+    KeyspaceError,
+    canonical_ip,
+    glob_escape,
+)
 from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import (
     RedisOpsError,
     printable,
@@ -22,7 +27,6 @@ from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import 
 
 # errors a module turns into fail_json(msg=str(exc))
 ERRORS = (RedisOpsError, KeyspaceError)
-IP_FIELDS = ("ip",)
 READ_BATCH = 1000
 JTI_RE = re.compile(r"^[A-Za-z0-9._~-]{8,128}$")
 
@@ -39,20 +43,31 @@ def check_literal(what, value):
 
 
 def is_ip(value):
-    try:
-        ipaddress.ip_address(value)
-        return True
-    except ValueError:
-        return False
+    return canonical_ip(value) is not None
 
 
 def check_field(field, value, what):
-    """Check a value for a key field; a field named ``ip`` must hold an IP address."""
+    """Check a value for a key field; a field named ``ip`` must hold an IP address and is
+    returned in the gateway's canonical form (``2001:DB8:0::1`` -> ``2001:db8::1``)."""
     value = check_literal(what, value)
-    if field in IP_FIELDS and not is_ip(value):
-        label = "IP" if what == "ip" else what.capitalize()
-        raise RedisOpsError("%s %r is not an IP address, but the key's field %s must be one "
-                            "(for example 192.0.2.10 or 2001:db8::1)." % (label, value, field))
+    if field in IP_FIELDS:
+        canonical = canonical_ip(value)
+        if canonical is None:
+            label = "IP" if what == "ip" else what.capitalize()
+            raise RedisOpsError("%s %r is not an IP address, but the key's field %s must be one "
+                                "(for example 192.0.2.10 or 2001:db8::1)." % (label, value, field))
+        return canonical
+    return value
+
+
+def check_username(value):
+    """A gateway user name: a literal without the key separator (the reference gateway refuses
+    ':' in user names too, so ``lockout:al:ice:...`` can only mean user al)."""
+    value = check_literal("username", value)
+    if KEY_SEPARATOR in value:
+        raise RedisOpsError("Username %r contains %r, the key separator: the gateway refuses such names (use "
+                            "1-64 letters, digits or . _ @ + -), so no key can be theirs; nothing was changed."
+                            % (value, KEY_SEPARATOR))
     return value
 
 

@@ -192,30 +192,66 @@ def _batches(target, keys, batch_size):
 
 
 def unlink_keys(target, scan, batch_size=DEFAULT_BATCH_SIZE):
-    """UNLINK exactly the keys of ``scan``; returns how many existed and were removed."""
+    """UNLINK exactly the keys of ``scan``; returns how many existed and were removed.
+
+    A connection lost half way raises a RedisOpsError that says how many keys were confirmed
+    deleted: the plan is a set of keys, so re-running the task deletes exactly what is left.
+    """
     deleted = 0
     for node, keys in scan.by_node:
         if not keys:
             continue
-        with translate_errors(target.node_name(node)):
-            pool, connection = _pooled_connection(node)
-            try:
-                in_flight = 0
-                for batch in _batches(target, keys, batch_size):
-                    connection.send_packed_command([_unlink_command(batch)], check_health=False)
-                    in_flight += 1
-                    if in_flight > MAX_IN_FLIGHT:
-                        deleted += int(connection.read_response())
-                        in_flight -= 1
-                while in_flight:
-                    deleted += int(connection.read_response())
-                    in_flight -= 1
-            except Exception:
-                connection.disconnect()
-                raise
-            finally:
-                pool.release(connection)
+        name = target.node_name(node)
+        confirmed = [0]
+        try:
+            with translate_errors(name):
+                _unlink_on_node(target, node, keys, batch_size, confirmed)
+        except RedisOpsError as exc:
+            done = deleted + confirmed[0]
+            if _lost(exc):
+                raise RedisOpsError(
+                    "Lost the connection to Redis at %s in the middle of the delete (%s): %d of the %d planned "
+                    "keys were confirmed deleted (a batch in flight may have removed more), the others are "
+                    "untouched. Re-running the task deletes what is left." % (name, _reason(exc), done, scan.matched))
+            if done:
+                raise RedisOpsError("%s; %d of the %d planned keys were deleted before this error, re-running the "
+                                    "task deletes what is left." % (str(exc).rstrip("."), done, scan.matched))
+            raise
+        deleted += confirmed[0]
     return deleted
+
+
+def _lost(exc):
+    text = str(exc)
+    return "was lost in the middle" in text or "Timed out" in text
+
+
+def _reason(exc):
+    """The server's / socket's own words from a translated error message."""
+    text = str(exc)
+    start, end = text.find("("), text.rfind(")")
+    return text[start + 1:end] if 0 <= start < end else text
+
+
+def _unlink_on_node(target, node, keys, batch_size, confirmed):
+    """Pipelined UNLINK of ``keys`` on one node; ``confirmed[0]`` counts the replies read so far."""
+    pool, connection = _pooled_connection(node)
+    try:
+        in_flight = 0
+        for batch in _batches(target, keys, batch_size):
+            connection.send_packed_command([_unlink_command(batch)], check_health=False)
+            in_flight += 1
+            if in_flight > MAX_IN_FLIGHT:
+                confirmed[0] += int(connection.read_response())
+                in_flight -= 1
+        while in_flight:
+            confirmed[0] += int(connection.read_response())
+            in_flight -= 1
+    except Exception:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
 
 
 def existing_keys(target, keys):

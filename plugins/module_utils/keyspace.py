@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
 import re
 import string
 
@@ -30,6 +31,12 @@ DEFAULT_KEYSPACE = {
 
 RATELIMIT_PREFIX = "ratelimit_"
 GLOB_SPECIALS = "\\*?[]"
+# The key contract for values that contain the separator (docs/gateway-contract.md): a field value
+# holds no ':' unless it is an IP address in a field named ip (IPv6), or the template's last field
+# (user_id, jti: matched exactly, never by prefix).  Usernames with ':' are refused, as the reference
+# gateway refuses them; a key whose fields cannot be read back this way belongs to nobody.
+KEY_SEPARATOR = ":"
+IP_FIELDS = ("ip",)
 
 
 class KeyspaceError(ValueError):
@@ -43,6 +50,29 @@ def keyspace_argument_spec():
 def glob_escape(value):
     """Escape a literal for a Redis glob (SCAN MATCH / KEYS)."""
     return "".join("\\" + ch if ch in GLOB_SPECIALS else ch for ch in value)
+
+
+def canonical_ip(value):
+    """The gateway's form of a client IP, or None if ``value`` is not one.
+
+    IPv6 compressed and lower case (RFC 5952, what Python's ipaddress prints), IPv4 dotted quad;
+    an IPv4-mapped IPv6 address (``::ffff:192.0.2.1``, how a dual-stack listener shows an IPv4
+    client) is that IPv4 address, so one client has one counter whichever socket it came in on.
+    """
+    try:
+        address = ipaddress.ip_address(str(value))
+    except ValueError:
+        return None
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
+
+
+def field_value_fits(field, value, last=False):
+    """Whether a value read back from a key can be a value of ``field`` under the key contract."""
+    if field in IP_FIELDS:
+        return canonical_ip(value) is not None or KEY_SEPARATOR not in value
+    return last or KEY_SEPARATOR not in value
 
 
 def _fields(template):
@@ -98,8 +128,10 @@ class Keyspace:
         return "".join(out)
 
     def parser(self, name):
-        """A compiled regex with one named group per field (fields do not contain ':'
-        unless they are the last one, so IPv6 addresses in a trailing field parse)."""
+        """A compiled regex with one named group per field: a field other than the last ends
+        at the first occurrence of the text that follows it (``lockout:{username}:{ip}`` reads
+        ``lockout:al:ice:10.0.0.1`` as al + ``ice:10.0.0.1``, which parse() then rejects), except an
+        ip field, which may hold the separator (IPv6); the last field takes the rest."""
         if name not in self._parsers:
             template = self.template(name)
             parts = list(string.Formatter().parse(template))
@@ -107,15 +139,28 @@ class Keyspace:
             for index, (text, field, _spec, _conv) in enumerate(parts):
                 regex.append(re.escape(text))
                 if field:
-                    last = index == len(parts) - 1 and not any(p[0] for p in parts[index + 1:])
-                    regex.append("(?P<%s>%s)" % (field, ".+" if last else ".+?"))
+                    following = "".join(p[0] for p in parts[index + 1:index + 2])
+                    if not following:
+                        group = ".+"
+                    elif field in IP_FIELDS:
+                        group = ".+?"
+                    else:
+                        group = "(?:(?!%s).)+" % re.escape(following)
+                    regex.append("(?P<%s>%s)" % (field, group))
             self._parsers[name] = re.compile("^" + "".join(regex) + "$", re.DOTALL)
         return self._parsers[name]
 
     def parse(self, name, key):
-        """Field values of a key built from this template, or None if it does not fit."""
+        """Field values of a key built from this template, or None if it does not fit the
+        template and the key contract (see field_value_fits)."""
         match = self.parser(name).match(key)
-        return match.groupdict() if match else None
+        if not match:
+            return None
+        fields = match.groupdict()
+        last = (self.fields(name) or [None])[-1]
+        if not all(field_value_fits(field, value, field == last) for field, value in fields.items()):
+            return None
+        return fields
 
     def ratelimit_scopes(self):
         """Rate-limit buckets: every entry named ratelimit_<scope>."""

@@ -18,8 +18,8 @@ from ansible_collections.apigw.ops.plugins.module_utils.gateway_keys import (
     Plan,
     as_int,
     check_field,
-    check_literal,
     check_ttl,
+    check_username,
     read_values,
     sample,
     ttl_or_none,
@@ -50,7 +50,7 @@ class LockoutRequest:
         elif info and params.get("username") is None:
             self.username = None
         else:
-            self.username = check_literal("username", params.get("username"))
+            self.username = check_username(params.get("username"))
         self.ip = None
         if params.get("ip") is not None:
             self.ip = check_field("ip", params.get("ip"), "ip")

@@ -15,18 +15,16 @@ import time
 
 from ansible_collections.apigw.ops.plugins.module_utils import key_scan
 from ansible_collections.apigw.ops.plugins.module_utils.gateway_keys import (
-    IP_FIELDS,
     Plan,
     as_int,
     check_field,
     check_ttl,
     covering_scan,
-    is_ip,
     read_values,
     sample,
     ttl_or_none,
 )
-from ansible_collections.apigw.ops.plugins.module_utils.keyspace import RATELIMIT_PREFIX
+from ansible_collections.apigw.ops.plugins.module_utils.keyspace import IP_FIELDS, RATELIMIT_PREFIX, canonical_ip
 from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import (
     RedisOpsError,
     printable,
@@ -48,7 +46,11 @@ class Scope:
         self.field = fields[0]
 
     def accepts(self, subject):
-        return self.field not in IP_FIELDS or is_ip(subject)
+        return self.field not in IP_FIELDS or canonical_ip(subject) is not None
+
+    def value(self, subject):
+        """The subject as the key holds it: an IP in the gateway's canonical form."""
+        return canonical_ip(subject) if self.field in IP_FIELDS else subject
 
 
 def resolve_scopes(keyspace, scope):
@@ -114,7 +116,8 @@ class RatelimitRequest:
         for subject in self.subjects:
             for scope in self.scopes:
                 if scope.accepts(subject):
-                    keys[self.keyspace.key(scope.entry, **{scope.field: subject})] = (scope, subject)
+                    value = scope.value(subject)
+                    keys[self.keyspace.key(scope.entry, **{scope.field: value})] = (scope, value)
         return keys
 
     def scan(self, target, raw=False):

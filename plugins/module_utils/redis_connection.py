@@ -23,6 +23,7 @@ try:
     from redis import exceptions as redis_exceptions
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
+    from redis.connection import parse_url as redis_parse_url
     HAS_REDIS = True
 except ImportError:
     HAS_REDIS = False
@@ -45,7 +46,8 @@ def redis_connection_argument_spec():
     return dict(
         host=dict(type="str", default="localhost"),
         port=dict(type="int", default=6379),
-        url=dict(type="str"),
+        # a URL may carry user:password; the password alone is masked too, see connect()
+        url=dict(type="str", no_log=True),
         redis_username=dict(type="str"),
         password=dict(type="str", no_log=True),
         db=dict(type="int", default=0),
@@ -89,8 +91,10 @@ def client_kwargs(params):
         socket_connect_timeout=params.get("socket_timeout"),
         decode_responses=True,
         encoding_errors=ENCODING_ERRORS,
-        # one quick retry rides out a blip; a down server is reported in seconds, not minutes
-        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 1),
+        # one quick retry rides out a blip (a reset); a timeout is not retried, so a server that
+        # never answers (or a plain port that never answers a TLS handshake) fails in one socket_timeout
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.1), 1,
+                    supported_errors=(redis_exceptions.ConnectionError,)),
     )
     if params.get("tls"):
         kwargs.update(
@@ -125,10 +129,11 @@ def _redact_url(url):
 class RedisTarget:
     """A connected deployment: the client for commands, and one client per primary for SCAN."""
 
-    def __init__(self, client, mode, description):
+    def __init__(self, client, mode, description, tls=None):
         self.client = client
         self.mode = mode
         self.description = description
+        self.tls = tls  # the TLS setting of the connection, for the first contact's messages
 
     def primaries(self):
         """One plain Redis client per primary: the whole keyspace is the union of their keyspaces."""
@@ -149,7 +154,7 @@ class RedisTarget:
         """PING every primary; in cluster mode also require cluster_state:ok."""
         for node in self.primaries():
             name = self.node_name(node)
-            with translate_errors(name):
+            with translate_errors(name, connect_tls=bool(self.tls)):
                 node.ping()
                 if self.mode == "cluster":
                     state = node.execute_command("CLUSTER INFO")
@@ -192,7 +197,7 @@ def _sentinel_master_client(params, kwargs):
             raise RedisOpsError(
                 "%s is not a sentinel (it does not know the SENTINEL command): sentinel_hosts lists "
                 "the sentinels (port 26379 by default), not the data nodes." % names[index])
-        messages = [describe_error(e, "sentinel " + n) for e, n in zip(errors, names)]
+        messages = [describe_error(e, "sentinel " + n, bool(params.get("tls"))) for e, n in zip(errors, names)]
         for message in messages:  # authentication, TLS, an error reply: say what it was
             if not message.startswith(("Cannot connect to Redis", "Timed out talking to Redis")):
                 raise RedisOpsError(message)
@@ -245,7 +250,8 @@ def open_target(params):
     mode = params.get("mode") or "standalone"
     description = target_description(params)
     kwargs = client_kwargs(params)
-    with translate_errors(description):
+    tls = bool(params.get("tls") or (params.get("url") or "").startswith("rediss://"))
+    with translate_errors(description, connect_tls=tls):
         if params.get("url"):
             url_kwargs = dict(kwargs)
             for key in ("username", "password"):
@@ -268,17 +274,30 @@ def open_target(params):
             client = _sentinel_master_client(params, kwargs)
         else:
             client = redis.Redis(host=params["host"], port=params["port"], db=params.get("db", 0), **kwargs)
-    return RedisTarget(client, mode, description).check_ready()
+    return RedisTarget(client, mode, description, tls=tls).check_ready()
 
 
 def connect(module):
     """Open the connection for a module, or fail_json with one line."""
     if not HAS_REDIS:
         module.fail_json(msg=MISSING_REDIS_MSG, exception=REDIS_IMPORT_ERROR)
+    mask_url_secrets(module)
     try:
         return open_target(module.params)
     except RedisOpsError as exc:
         module.fail_json(msg=str(exc))
+
+
+def mask_url_secrets(module):
+    """no_log masks the whole url; also mask its password alone, wherever it might appear."""
+    url = module.params.get("url")
+    if url and HAS_REDIS:
+        try:
+            password = redis_parse_url(url).get("password")
+        except (ValueError, TypeError):
+            password = None
+        if password:
+            module.no_log_values.add(password)
 
 
 def _first_line(text):
@@ -286,10 +305,26 @@ def _first_line(text):
     return text.splitlines()[0] if text else "no detail"
 
 
-def describe_error(exc, target):
-    """One actionable line for a redis-py exception."""
+def describe_error(exc, target, connect_tls=None):
+    """One actionable line for a redis-py exception.
+
+    ``connect_tls``: None in the middle of an operation; the connection's tls setting (bool) while
+    making the first contact, when a reset, a close or a silent handshake means a TLS mismatch.
+    """
     text = _first_line(exc)
     lowered = text.lower()
+    if isinstance(exc, redis_exceptions.BusyLoadingError) or lowered.startswith("loading") \
+            or ("loading" in lowered and "dataset" in lowered):
+        return ("Redis at %s is loading its dataset into memory (LOADING) and answers no commands yet; "
+                "nothing was changed. Retry when it has loaded: re-running is safe." % target)
+    if connect_tls is True and ("wrong version number" in lowered or "timeout connecting" in lowered
+                                or "unexpected eof" in lowered or "record layer failure" in lowered):
+        return ("No TLS answer from Redis at %s (%s): with tls=true this is a plain (non-TLS) port, or "
+                "nothing answers there. Set tls=false for a plain port, or check host/port and firewalls."
+                % (target, text))
+    if connect_tls is False and ("connection reset" in lowered or "closed by server" in lowered):
+        return ("Redis at %s dropped the connection at once (%s): it probably expects TLS. Set tls=true "
+                "(and ca_path), or check host/port." % (target, text))
     if "noauth" in lowered or "authentication required" in lowered \
             or "hello must be called with the client already authenticated" in lowered:
         return "Redis at %s requires a password (NOAUTH). Set password (and redis_username for an ACL user)." % target
@@ -308,9 +343,10 @@ def describe_error(exc, target):
     if isinstance(exc, (redis_exceptions.MovedError, redis_exceptions.AskError)) \
             or "moved" in lowered or "cluster support disabled" in lowered:
         return "Redis at %s is a cluster: set mode=cluster (%s)." % (target, text)
-    if "connection reset" in lowered and "tls" not in lowered:
-        return ("Connection to Redis at %s was reset (%s). If the server uses TLS, set tls=true."
-                % (target, text))
+    if connect_tls is None and ("connection reset" in lowered or "closed by server" in lowered
+                                or "broken pipe" in lowered or "error while reading" in lowered):
+        return ("The connection to Redis at %s was lost in the middle of the operation (%s). Re-run the task: "
+                "it finds what is left to do." % (target, text))
     if "cluster" in lowered and ("down" in lowered or "cannot be connected" in lowered or "slot" in lowered):
         return ("Redis cluster via %s is not usable (%s): a node is down or unreachable; "
                 "nothing was changed." % (target, text))
@@ -322,8 +358,8 @@ def describe_error(exc, target):
 
 
 @contextmanager
-def translate_errors(target):
-    """Turn any redis-py or socket failure into a one-line RedisOpsError."""
+def translate_errors(target, connect_tls=None):
+    """Turn any redis-py or socket failure into a one-line RedisOpsError (see describe_error)."""
     if not HAS_REDIS:
         raise RedisOpsError(MISSING_REDIS_MSG)
     try:
@@ -331,9 +367,9 @@ def translate_errors(target):
     except RedisOpsError:
         raise
     except redis_exceptions.RedisError as exc:
-        raise RedisOpsError(describe_error(exc, target))
+        raise RedisOpsError(describe_error(exc, target, connect_tls))
     except (OSError, ValueError) as exc:
-        raise RedisOpsError(describe_error(exc, target))
+        raise RedisOpsError(describe_error(exc, target, connect_tls))
 
 
 def to_wire(text):

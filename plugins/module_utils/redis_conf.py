@@ -68,13 +68,32 @@ def mask_line(line, secrets=()):
     return line
 
 
+def _secret_values(text):
+    """Passwords the config itself holds (directive values, ACL >password rules): masked wherever else they
+    appear too (a rename-command, a comment).  Account names (masteruser ...) are masked in place only."""
+    found = set()
+    for line in text.split("\n"):
+        match = _DIRECTIVE.match(line)
+        if not match:
+            continue
+        key, fields = match.group(2).lower(), match.group(3).split()
+        if key in SECRET_DIRECTIVES and not key.endswith("user") and fields:
+            found.add(" ".join(fields).strip("\"'"))
+        elif key == "user":
+            found.update(rule[1:] for rule in fields[1:] if rule[:1] in (">", "<", "#", "!") and len(rule) > 1)
+        elif key == "sentinel" and len(fields) >= 2 and fields[0].lower() in ("auth-pass", "sentinel-pass"):
+            found.add(fields[-1])
+    return found
+
+
 def mask_config(text, secrets=()):
-    """The text of a redis.conf with every secret masked (see ``mask_line``)."""
+    """The text of a redis.conf with every secret masked (see ``mask_line``), and every password it or the
+    module's options hold masked wherever it appears."""
     if text is None:
         return None
-    secrets = [s for s in secrets if isinstance(s, str) and s]
-    masked = "\n".join(mask_line(line, secrets) for line in text.split("\n"))
-    return masked
+    values = set(s for s in secrets if isinstance(s, str) and s) | _secret_values(text)
+    ordered = sorted(values, key=len, reverse=True)  # the longest first: one secret may contain another
+    return "\n".join(mask_line(line, ordered) for line in text.split("\n"))
 
 
 class RedisConfig:

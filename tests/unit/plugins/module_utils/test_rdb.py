@@ -91,3 +91,27 @@ def test_checksum_disabled_is_reported_not_failed():
     finally:
         server.stop()
     assert result["ok"] and result["checks"]["crc64"] == "skipped: written with rdbchecksum no"
+
+
+@pytest.mark.parametrize("check_rdb, backend", [("always", "redis-check-rdb"), ("never", rdb.CRC64_BACKEND)])
+def test_crc_checked_by_one_backend_read_once(redis_standalone, tmp_path, check_rdb, backend):
+    """redis-check-rdb is the CRC verifier when it runs; otherwise the in-process backend. Both catch a flipped
+    bit inside a value (the structure stays parseable) and verify_file reads the file once, in chunks."""
+    server = redis_standalone.primary
+    server.cli("SET", "bitflip", "v" * 200)
+    server.cli("CONFIG", "SET", "rdbcompression", "no")  # the value stays literal in the file
+    try:
+        data = _dump(server)
+    finally:
+        server.cli("CONFIG", "SET", "rdbcompression", "yes")
+    good = tmp_path / "good.rdb"
+    good.write_bytes(data)
+    result = rdb.verify_file(str(good), check_rdb=check_rdb)
+    assert result["ok"] and result["crc64_backend"] == backend and result["checks"]["crc64"] == "ok"
+    at = data.index(b"v" * 200) + 100
+    bad = tmp_path / "bad.rdb"
+    bad.write_bytes(data[:at] + b"w" + data[at + 1:])
+    result = rdb.verify_file(str(bad), check_rdb=check_rdb)
+    assert not result["ok"] and "CRC64 mismatch" in result["reason"] and result["checks"]["crc64"] == "failed"
+    missing = rdb.verify_file(str(tmp_path / "missing.rdb"), check_rdb=check_rdb)
+    assert not missing["ok"] and "cannot read" in missing["reason"]

@@ -18,14 +18,14 @@ def stack_ports():
             "-e", f"gateway_upstream_port={free_port()}"]
 
 
-def ansible_playbook(collection_root, playbook, *extra, base_dir, path_prepend=None):
-    """Run ``playbook`` (relative to the collection tree, or absolute) with the local inventory."""
+def ansible_playbook(collection_root, playbook, *extra, base_dir, path_prepend=None, inventory=None):
+    """Run ``playbook`` (relative to the collection tree, or absolute) with the local inventory, or ``inventory``."""
     root, path = collection_root
     env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=root, ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
                APIGW_BASE_DIR=str(base_dir), ANSIBLE_CONFIG=os.path.join(path, "ansible.cfg"))
     if path_prepend:
         env["PATH"] = path_prepend + os.pathsep + env["PATH"]
-    args = [os.path.join(BIN, "ansible-playbook"), "-i", os.path.join(path, "inventories", "local"),
+    args = [os.path.join(BIN, "ansible-playbook"), "-i", inventory or os.path.join(path, "inventories", "local"),
             playbook if os.path.isabs(playbook) else os.path.join(path, playbook), *extra]
     return subprocess.run(args, env=env, capture_output=True, text=True, cwd=path, timeout=600, check=False)
 

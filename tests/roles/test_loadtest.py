@@ -104,6 +104,27 @@ def test_wrong_password_fails_with_one_line(collection_root, base_dir, gateway, 
     assert "not-his-password" not in result.stdout + result.stderr
 
 
+def test_maintenance_smoke_step_runs_it(collection_root, base_dir, gateway, prefix):
+    """maintenance.yml -e maintenance_loadtest=true load-tests /healthz in the window; a miss keeps maintenance on."""
+    common = ["-e", json.dumps({"maintenance_gateway_urls": [gateway.url]}),
+              "-e", f"apigw_redis_port={gateway.redis.port}", "-e", "maintenance_backup=false",
+              "-e", "maintenance_drain_seconds=0", "-e", "maintenance_loadtest=true",
+              "-e", "maintenance_loadtest_duration=1", "-e", f"loadtest_prefix={prefix}",
+              "-e", json.dumps({"loadtest_connections": LIGHT})]
+    passed = ansible_playbook(collection_root, "playbooks/maintenance.yml", *common, "-e", "maintenance_reason=CHG-lt1",
+                              "-e", json.dumps({"loadtest_thresholds": LOW}), base_dir=base_dir)
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "| healthz " in passed.stdout and "| login " not in passed.stdout, passed.stdout
+    missed = ansible_playbook(collection_root, "playbooks/maintenance.yml", *common, "-e", "maintenance_reason=CHG-lt2",
+                              "-e", json.dumps({"loadtest_thresholds": {"healthz": {"min_req_per_s": 10**9}}}),
+                              base_dir=base_dir)
+    line = failure_line(missed)
+    assert "Fail when a threshold was missed" in line and "healthz: req/s" in line, line
+    assert "Maintenance mode is still ON" in line, line
+    assert gateway.redis.cli("HGET", "gateway:maintenance", "enabled").strip() not in ("", "0", "false")
+    gateway.redis.cli("DEL", "gateway:maintenance")
+
+
 def test_check_mode_runs_nothing(collection_root, base_dir, gateway, tmp_path):
     fresh = str(tmp_path / "never-made")
     before = len(gateway.audit_records())
@@ -135,7 +156,8 @@ def test_external_url_refused(collection_root, base_dir, tmp_path):
     ({"loadtest_duration": 0}, "loadtest_duration must be 1-300 seconds per scenario (got 0)"),
     ({"loadtest_duration": 301}, "loadtest_duration must be 1-300 seconds per scenario (got 301)"),
     ({"loadtest_scenarios": []}, "loadtest_scenarios is empty"),
-    ({"loadtest_scenarios": ["soak"]}, "value of loadtest_scenarios must be one or more of: healthz, login, reports. Got no match for: soak"),
+    ({"loadtest_scenarios": ["soak"]},
+     "value of loadtest_scenarios must be one or more of: healthz, login, reports. Got no match for: soak"),
     ({"loadtest_connections": {"healthz": 0}}, "loadtest_connections must be 1-1000 per scenario"),
     ({"loadtest_thresholds": {"healthz": {"min_rps": 1}}}, "min_rps"),
     ({"loadtest_thresholds": {"login": {"max_p95_ms": -1}}}, "loadtest_thresholds must not be negative"),

@@ -1,64 +1,18 @@
-"""backup.yml, restore.yml, rotate_jwt_keys.yml: bad input fails at the start with one clear line and changes
-nothing; the backup schedule is the runbook's cron line, idempotent and removable.
+"""backup.yml's schedule is the runbook's cron line, idempotent and removable.
 
-Runs ansible-playbook against a collection tree (scripts/collection-tree.sh), as tests/roles/test_bad_input.py, with
-a throw-away base directory that must not be created when a playbook refuses.
+Bad input to backup.yml, restore.yml and rotate_jwt_keys.yml is tested in tests/roles/test_playbook_inputs.py.
 
     python -m pytest tests/roles/test_backup_jwt_input.py -q
 """
 
 import stat
-import sys
 
-
-from tests.roles.playbook_runner import ansible_playbook, assert_refused, stack_ports
+from tests.roles.playbook_runner import ansible_playbook, stack_ports
 
 
 def run(collection_root, playbook, *extra, base_dir, path_prepend=None):
     return ansible_playbook(collection_root, playbook, *stack_ports(), *extra, base_dir=base_dir,
                             path_prepend=path_prepend)
-
-
-def test_restore_without_backup(collection_root, base_dir):
-    result = run(collection_root, "playbooks/restore.yml", base_dir=base_dir)
-    assert_refused(result, "missing required arguments: restore_backup", base_dir)
-
-
-def test_restore_with_empty_backup(collection_root, base_dir):
-    result = run(collection_root, "playbooks/restore.yml", "-e", "restore_backup=' '", base_dir=base_dir)
-    assert_refused(result, "Refusing to restore without a backup", base_dir)
-
-
-def test_restore_unknown_backup_stops_nothing(collection_root, base_dir):
-    result = run(collection_root, "playbooks/restore.yml", "-e", "restore_backup=dump-19990101",
-                 "-e", f"backup_python={sys.executable}", base_dir=base_dir)
-    assert_refused(result, f"Backup directory {base_dir}/backup does not exist", base_dir)
-    assert "nothing was stopped and the current data is untouched" in result.stdout, result.stdout
-    assert "TASK [1. Stop the gateway" not in result.stdout and "TASK [2. Stop Redis" not in result.stdout
-
-
-def test_restore_bad_aof_handling(collection_root, base_dir):
-    result = run(collection_root, "playbooks/restore.yml", "-e", "restore_backup=dump-20260115",
-                 "-e", "restore_aof_handling=delete", base_dir=base_dir)
-    assert_refused(result, "value of restore_aof_handling must be one of: fail, disable_then_rewrite, ignore, "
-                           "got: delete", base_dir)
-
-
-def test_backup_unknown_action(collection_root, base_dir):
-    result = run(collection_root, "playbooks/backup.yml", "-e", "backup_action=later", base_dir=base_dir)
-    assert_refused(result, "value of backup_action must be one of: now, schedule, unschedule, got: later", base_dir)
-
-
-def test_rotate_unknown_phase(collection_root, base_dir):
-    result = run(collection_root, "playbooks/rotate_jwt_keys.yml", "-e", "jwt_rotation_phase=expire",
-                 base_dir=base_dir)
-    assert_refused(result, "value of jwt_rotation_phase must be one of: publish, rotate, retire, got: expire", base_dir)
-
-
-def test_rotate_bad_now(collection_root, base_dir):
-    result = run(collection_root, "playbooks/rotate_jwt_keys.yml", "-e", "jwt_rotation_phase=retire",
-                 "-e", "jwt_rotation_now=tomorrow", base_dir=base_dir)
-    assert_refused(result, "jwt_rotation_now", base_dir)
 
 
 def test_schedule_is_the_runbook_cron_line(collection_root, tmp_path):

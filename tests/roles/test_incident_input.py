@@ -1,5 +1,6 @@
-"""The incident playbooks: bad input fails at the start with one clear line and touches nothing; a real run on a
-real Redis and a real audit log blocks exactly the top IPs, and --check reports them and writes nothing.
+"""The incident playbooks: a real run on a real Redis and a real audit log blocks exactly the top IPs, and --check
+reports them and writes nothing; only aggregates are printed unless incident_show_events, and then token-like fields
+are masked. (Bad input: tests/roles/test_playbook_inputs.py.)
 
 Runs ansible-playbook against a collection tree (scripts/collection-tree.sh), as tests/roles/test_bad_input.py.
 
@@ -53,37 +54,6 @@ def write_audit(path, failures):
     return str(path)
 
 
-@pytest.mark.parametrize("playbook, extra, message", [
-    (BRUTE, ["incident_threshold=0"], "incident_threshold must be 1 or more failures (got 0)."),
-    (BRUTE, ["incident_threshold=many"], "incident_threshold"),
-    (BRUTE, ["incident_block_ttl=0"], "incident_block_ttl must be between 1 and 604800 seconds (got 0)."),
-    (BRUTE, ["incident_block_ttl=9999999"], "incident_block_ttl must be between 1 and 604800 seconds"),
-    (BRUTE, ["incident_top=0"], "incident_top must be between 1 and 1000 (got 0)."),
-    (BRUTE, ["incident_block_value=5"], "incident_block_value must be 1000 or more"),
-    (BRUTE, ["incident_auth_max=0"], "incident_auth_max must be between 1 and 1000 (got 0)."),
-    (BRUTE, ["incident_since="], "incident_since must be a time"),
-    (BRUTE, ['{"incident_since": "last tuesday"}'], "since='last tuesday' is not a time"),
-    (BRUTE, ["apigw_redis_mode=mesh"], "apigw_redis_mode must be one of: standalone, cluster, sentinel"),
-    (DDOS, ["incident_threshold=-3"], "incident_threshold must be 1 or more requests (got -3)."),
-    (DDOS, ["incident_block_ttl=0"], "incident_block_ttl must be between 1 and 604800 seconds (got 0)."),
-    (DDOS, ["incident_rate_limit_profile=aggressive"],
-     "value of incident_rate_limit_profile must be one of: strict, moderate, permissive, got: aggressive"),
-    (DDOS, ["incident_top=5000"], "incident_top must be between 1 and 1000 (got 5000)."),
-    (DDOS, ["incident_max_keys=-1"], "incident_max_keys must be 0 (no cap) or more"),
-])
-def test_bad_input_is_refused_before_anything_runs(collection_root, tmp_path, playbook, extra, message):
-    audit = write_audit(tmp_path / "logs" / "audit-logs.json", {"192.0.2.1": 30})
-    args = []
-    for item in extra:
-        args += ["-e", item]
-    result = run(collection_root, playbook, "-e", "incident_audit_log=" + audit, *args, base_dir=tmp_path)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    assert message in output, output
-    # refused before Redis was contacted (nothing listens on the port given) and before any block
-    assert "Cannot connect to Redis" not in output and "Resolution 1" not in output, output
-
-
 def test_bruteforce_check_then_block(collection_root, tmp_path, redis):
     # the playbook's default path: <apigw_base_dir>/logs/audit-logs.json (APIGW_BASE_DIR is tmp_path)
     write_audit(tmp_path / "logs" / "audit-logs.json",
@@ -122,7 +92,7 @@ def test_bruteforce_missing_audit_log_is_one_line(collection_root, tmp_path, red
 def test_ddos_check_then_block(collection_root, tmp_path, redis):
     redis.cli("FLUSHALL")
     for ip, hits in (("198.51.100.1", 900), ("198.51.100.2", 300), ("198.51.100.3", 40), ("10.0.0.5", 5000)):
-        redis.cli("SET", "ratelimit:global:" + ip, hits, "EX", 60)
+        redis.cli("SET", "ratelimit:global:" + ip, hits, "EX", 3600)  # outlives a slow run
     common = ["-e", "incident_threshold=100", "-e", '{"incident_allowlist": ["10.0.0.5"]}']
     check = run(collection_root, DDOS, "--check", *common, base_dir=tmp_path, redis_port=redis.port)
     assert check.returncode == 0, check.stdout + check.stderr
@@ -136,3 +106,41 @@ def test_ddos_check_then_block(collection_root, tmp_path, redis):
     assert redis.cli("GET", "ratelimit:global:198.51.100.1").strip() == "1000000"
     assert redis.cli("GET", "ratelimit:global:198.51.100.3").strip() == "40"
     assert redis.cli("GET", "ratelimit:global:10.0.0.5").strip() == "5000"
+
+
+SECRETS = ["tok-SECRET-1", "pw-SECRET-2", "Bearer SECRET-3", "eyJhbGciOi.eyJzdWIiOiJ4.c2lnbmF0dXJl"]
+
+
+def write_audit_with_secrets(path):
+    """Login failures a careless gateway logged with credentials in them (top level, nested, a JWT-shaped value)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        for n in range(3):
+            handle.write(json.dumps({"timestamp": "2026-01-15T10:00:0%d.000Z" % n, "eventType": "LOGIN_FAILURE",
+                                     "username": "admin", "ip": "192.0.2.50", "requestId": "req-secret-%d" % n,
+                                     "token": SECRETS[0], "password": SECRETS[1],
+                                     "headers": {"Authorization": SECRETS[2], "userAgent": "curl"},
+                                     "note": SECRETS[3]}) + "\n")
+
+
+def test_bruteforce_prints_aggregates_only_even_at_v(collection_root, tmp_path, redis):
+    write_audit_with_secrets(tmp_path / "logs" / "audit-logs.json")
+    result = run(collection_root, BRUTE, "--check", "-v", "-e", "incident_since=2026-01-15T00:00:00Z",
+                 base_dir=tmp_path, redis_port=redis.port)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "3 login failure(s)" in summary(result) and "192.0.2.50" in summary(result)
+    assert "req-secret-" not in output, output            # no raw event at all
+    assert [secret for secret in SECRETS if secret in output] == [], output
+
+
+def test_bruteforce_shows_events_masked_when_asked(collection_root, tmp_path, redis):
+    write_audit_with_secrets(tmp_path / "logs" / "audit-logs.json")
+    result = run(collection_root, BRUTE, "--check", "-vvv", "-e", "incident_since=2026-01-15T00:00:00Z",
+                 "-e", "incident_show_events=true", "-e", "incident_events_limit=2", base_dir=tmp_path,
+                 redis_port=redis.port)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "req-secret-1" in output and "req-secret-2" in output and "req-secret-0" not in output, output
+    assert '"userAgent": "curl"' in output and '"token": "********"' in output, output
+    assert [secret for secret in SECRETS if secret in output] == [], output

@@ -7,6 +7,7 @@ poll re-reads the maintenance hash and logs "Redis connected" when the link come
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -44,6 +45,19 @@ return out
 
 class RedisUnavailable(Exception):
     pass
+
+
+def canonical_ip(ip):
+    """The one form of a client IP in keys (docs/gateway-contract.md): IPv6 compressed and lower case, an
+    IPv4-mapped IPv6 address (a dual-stack listener's view of an IPv4 client) as its IPv4 address; anything
+    that is not an IP (``unknown``) as it is.  apigw.ops builds the same form, so it finds what we write."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    return str(address)
 
 
 @dataclass(frozen=True)
@@ -94,7 +108,7 @@ class Store:
 
     # -- keys --------------------------------------------------------------
     def global_limit(self, ip):
-        return Limit("global", self.s.key_ratelimit_global.format(ip=ip), self.s.rate_limit_global_max,
+        return Limit("global", self.s.key_ratelimit_global.format(ip=canonical_ip(ip)), self.s.rate_limit_global_max,
                      self.s.rate_limit_global_window)
 
     def user_limit(self, user_id):
@@ -102,14 +116,14 @@ class Store:
                      self.s.rate_limit_user_window)
 
     def auth_limit(self, ip):
-        return Limit("auth", self.s.key_ratelimit_auth.format(ip=ip), self.s.rate_limit_auth_max,
+        return Limit("auth", self.s.key_ratelimit_auth.format(ip=canonical_ip(ip)), self.s.rate_limit_auth_max,
                      self.s.rate_limit_auth_window)
 
     def lockout_key(self, username, ip):
-        return self.s.key_lockout.format(username=username, ip=ip)
+        return self.s.key_lockout.format(username=username, ip=canonical_ip(ip))
 
     def loginfail_key(self, username, ip):
-        return self.s.key_loginfail.format(username=username, ip=ip)
+        return self.s.key_loginfail.format(username=username, ip=canonical_ip(ip))
 
     def blacklist_key(self, jti):
         return self.s.key_token_blacklist.format(jti=jti)

@@ -25,7 +25,8 @@ options:
     description:
       - A connection URL instead of O(host)/O(port), for example V(redis://user:pass@10.0.0.5:6379/0),
         V(rediss://10.0.0.5:6380/0) (TLS) or V(unix:///run/redis/redis.sock?db=0).
-      - Credentials in the URL are never shown in messages; prefer O(password) with C(no_log) anyway.
+      - Never shown (C(no_log)), and the password inside it is masked on its own too, so a message
+        built from the parsed URL cannot show it either.
     type: str
   redis_username:
     description:
@@ -35,7 +36,9 @@ options:
     type: str
   password:
     description:
-      - Password of the default user, or of O(redis_username).
+      - Password of the default user, or of O(redis_username). Never shown (C(no_log)).
+      - In O(mode=sentinel) also sent to the sentinels (asked again without it when every sentinel
+        refuses it, as sentinels without C(requirepass) do).
     type: str
   db:
     description:
@@ -85,7 +88,8 @@ options:
     default: mymaster
   socket_timeout:
     description:
-      - Seconds to wait for a connection or a reply before failing.
+      - Seconds to wait for a connection or a reply before failing. A timeout is not retried, so
+        an unreachable server (or a plain port with O(tls=true)) fails after one O(socket_timeout).
     type: float
     default: 10.0
 requirements:
@@ -93,6 +97,8 @@ requirements:
 notes:
   - All modules of this collection are in the action group C(apigw.ops.gateway), so
     C(module_defaults) with C(group/apigw.ops.gateway) sets the connection once for a play.
-  - Unreachable servers, wrong passwords, TLS failures and an unhealthy cluster fail the task
-    with a one-line message before anything is changed.
+  - Unreachable servers, wrong passwords, TLS failures (either way round), a server still loading
+    its data and an unhealthy cluster fail the task with a one-line message before anything is
+    changed. A connection lost in the middle of a delete says how many keys were already deleted;
+    re-running the task deletes what is left.
 """

@@ -43,11 +43,15 @@ options:
   username:
     description:
       - The user name, used literally (glob characters are not patterns).
+      - A name with C(:), the key separator, is refused with one line (the reference gateway refuses such names,
+        so no lockout can be theirs; see the key contract in docs/gateway-contract.md).
     type: str
     required: true
   ip:
     description:
       - Only the lockout (and failure counter) from this client IP address. Required with O(state=present).
+      - Put in the gateway's canonical form first (IPv6 compressed and lower case, V(::ffff:192.0.2.1) as
+        C(192.0.2.1)), so V(2001:DB8:0::1) finds C(lockout:alice:2001:db8::1).
     type: str
   state:
     description:

@@ -36,7 +36,7 @@ attributes:
 options:
   username:
     description:
-      - A user name, used literally (V(al*ce) lists only the user named C(al*ce)).
+      - A user name, used literally (V(al*ce) lists only the user named C(al*ce)). A name with C(:) is refused.
       - Mutually exclusive with O(username_pattern). Without both, every user is listed.
     type: str
   username_pattern:
@@ -46,7 +46,7 @@ options:
     type: str
   ip:
     description:
-      - Only keys of this client IP address.
+      - Only keys of this client IP address, in any notation (it is put in the gateway's canonical form).
     type: str
 notes:
   - O(max_keys) caps how many keys are read; above it the task fails with a one-line message. O(batch_size) is

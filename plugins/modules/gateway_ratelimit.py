@@ -49,7 +49,9 @@ options:
   subject:
     description:
       - One or more IP addresses or user ids whose counters to act on. Each is used literally.
-      - For a scope keyed by C(ip) (V(global), V(auth)), each subject must be an IP address.
+      - For a scope keyed by C(ip) (V(global), V(auth)), each subject must be an IP address; it is put in the
+        gateway's canonical form (IPv6 compressed and lower case, V(::ffff:192.0.2.1) as C(192.0.2.1)), so
+        V(2001:DB8:0::1) clears C(ratelimit:global:2001:db8::1). A user id is matched exactly.
       - With O(scope=all), an IP address applies to every scope, any other value to the scopes not keyed by C(ip).
       - Omit it to act on every counter of O(scope). An empty list or an empty string is refused.
     type: list

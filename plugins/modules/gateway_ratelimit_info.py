@@ -42,7 +42,8 @@ options:
     default: all
   subject:
     description:
-      - Only the counters of these IPs / user ids (used literally). For a scope keyed by C(ip), each must be an IP.
+      - Only the counters of these IPs / user ids (used literally). For a scope keyed by C(ip), each must be an IP
+        (in any notation: it is put in the gateway's canonical form).
     type: list
     elements: str
   top:

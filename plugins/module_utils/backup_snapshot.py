@@ -203,7 +203,7 @@ def snapshot_bgsave(node, description, timeout, new_verifier, require_local=True
             if "in progress" not in text and "already" not in text:
                 raise
             wait_persistence(node, lambda i: not i.get("rdb_bgsave_in_progress")
-                              and not i.get("aof_rewrite_in_progress"), timeout, "a running BGSAVE/AOF rewrite")
+                             and not i.get("aof_rewrite_in_progress"), timeout, "a running BGSAVE/AOF rewrite")
     started = time.time()
     verifier = new_verifier()
     handle = None

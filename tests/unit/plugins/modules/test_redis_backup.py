@@ -192,6 +192,24 @@ def test_invalid_backup_of_same_name_is_replaced(redis_standalone, tmp_path, cap
     assert run(capsys, module=redis_backup_info, path=str(tmp_path), reverify=True)['backups'][0]['verified']
 
 
+@pytest.mark.parametrize('occupant', ['rdb', 'manifest', 'symlink'])
+def test_a_foreign_file_of_the_same_name_is_never_overwritten(redis_standalone, tmp_path, capsys, occupant):
+    """A backup whose file name is taken by a file we did not write is refused (check mode too); nothing changes."""
+    victim = tmp_path / 'victim'
+    victim.write_text('not ours')
+    name = {'rdb': 'daily.rdb', 'manifest': 'daily.manifest.json', 'symlink': 'daily.rdb'}[occupant]
+    if occupant == 'symlink':
+        os.symlink(str(victim), str(tmp_path / name))
+    else:
+        (tmp_path / name).write_text('{"name": "daily", "file": "daily.rdb"}')
+    before = sorted(os.listdir(str(tmp_path)))
+    args = dict(redis_standalone.connection(), path=str(tmp_path), name='daily')
+    for check_mode in (True, False):
+        res = run(capsys, check_mode=check_mode, **args)
+        assert res['failed'] and 'Refusing to overwrite %s' % name in res['msg'] and '\n' not in res['msg']
+    assert sorted(os.listdir(str(tmp_path))) == before and victim.read_text() == 'not ours'
+
+
 # -- faults ------------------------------------------------------------------------------------
 
 def test_backup_dir_under_a_file(redis_standalone, tmp_path, capsys):

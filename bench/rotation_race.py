@@ -143,8 +143,8 @@ def main():
     summary = {"loops": stats["loops"], "failures": stats["failures"], "by_step": stats["byStep"],
                "samples": stats["samples"], "signed_kids": stats["signedKids"], "jwks_seen": stats["jwksSeen"],
                "seconds": stats["seconds"], "concurrency": stats["concurrency"], "workers": args.workers,
-               "jose": jose_version, "node": subprocess.run(["node", "--version"], capture_output=True,
-                                                            text=True).stdout.strip(),
+               "jose": jose_version, "node": subprocess.run(["node", "--version"], capture_output=True, text=True,
+                                                            check=False).stdout.strip(),
                "plays": plays, "load_average": os.getloadavg()}
     os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
     path = os.path.join(HERE, "results", f"rotation_race-{time.strftime('%Y%m%d-%H%M%S')}.json")

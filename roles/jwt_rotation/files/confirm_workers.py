@@ -1,7 +1,6 @@
-#!/usr/bin/env python3
 """Confirm that EVERY worker of every gateway replica serves one key set (stdlib only; run by apigw.ops.jwt_rotation).
 
-    confirm_workers.py --url http://127.0.0.1:8080 [--url ...] --kids KID1,KID2 --active KID1 [--timeout 60]
+    python confirm_workers.py --url http://127.0.0.1:8080 [--url ...] --kids KID1,KID2 --active KID1 [--timeout 60]
 
 The workers of a replica share one listening socket, so a request reaches whichever worker accepts it. This asks
 GET /.well-known/jwks.json over a new connection each time, and remembers the last answer of each worker

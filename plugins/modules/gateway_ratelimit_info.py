@@ -43,7 +43,7 @@ options:
   subject:
     description:
       - Only the counters of these IPs / user ids (used literally). For a scope keyed by C(ip), each must be an IP
-        (in any notation: it is put in the gateway's canonical form).
+        (in any notation, it is put in the gateway's canonical form).
     type: list
     elements: str
   top:

@@ -122,8 +122,8 @@ def _parse(output, scenario):
         raise AnsibleFilterError('%s: autocannon output must be its --json text or a dict, got %s.'
                                  % (scenario, type(output).__name__))
     # --json prints newline-delimited JSON: the result is the last object line
-    for line in reversed(output.strip().splitlines()):
-        line = line.strip()
+    for raw in reversed(output.strip().splitlines()):
+        line = raw.strip()
         if line.startswith('{'):
             try:
                 return json.loads(line)
@@ -191,8 +191,8 @@ def _error_detail(result):
     """What the errors were: the non-2xx statuses (429 = a rate limit refused) and the connection errors."""
     codes = ', '.join('%s x%s' % (code, _number(count)) for code, count in sorted(result['statuses'].items())
                       if not code.startswith('2'))
-    parts = ['%s of %s responses non-2xx%s' % (_number(result['non2xx']), _number(result['responses']),
-                                                ' (' + codes + ')' if codes else '')]
+    shown = ' (' + codes + ')' if codes else ''
+    parts = ['%s of %s responses non-2xx%s' % (_number(result['non2xx']), _number(result['responses']), shown)]
     if result['errors']:
         parts.append('%s connection errors/timeouts' % _number(result['errors']))
     return ' - ' + ', '.join(parts)

@@ -140,3 +140,25 @@ def test_connection_lost_mid_delete_says_how_many_and_to_rerun(redis_fresh, monk
     again.apply(target)
     assert again.deleted == remaining
     assert list(client.scan_iter("ratelimit:*")) == [b"ratelimit:user:keep-me"]
+
+
+def test_password_inside_url_is_masked_on_its_own(capsys):
+    """no_log hides the whole url; a message that holds only the password part is masked too."""
+    import json
+
+    from ansible.module_utils.basic import AnsibleModule
+    from ansible.module_utils.testing import patch_module_args
+
+    from ansible_collections.apigw.ops.plugins.module_utils.redis_connection import (
+        mask_url_secrets,
+        redis_connection_argument_spec,
+    )
+
+    secret = "pw-in-url-4b1d9"
+    with patch_module_args({"url": "redis://ops:%s@127.0.0.1:6379/0" % secret}), pytest.raises(SystemExit):
+        module = AnsibleModule(argument_spec=redis_connection_argument_spec())
+        mask_url_secrets(module)
+        module.fail_json(msg="a message built from the parsed URL: %s" % secret)
+    out = capsys.readouterr().out
+    assert secret not in out and json.loads(out)["invocation"]["module_args"]["url"] == \
+        "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER", out

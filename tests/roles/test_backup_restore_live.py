@@ -97,6 +97,7 @@ def test_missing_backup_names_the_latest_verified(stack):
 
 def test_broken_manifest_is_named_in_one_line(stack):
     base, _ports, run = stack
+    os.makedirs(os.path.join(base, "backup"), exist_ok=True)  # also when this test runs alone
     path = os.path.join(base, "backup", "broken-point.manifest.json")
     with open(path, "w") as handle:
         handle.write('{"name": "broken-point", "file": "\x01')

@@ -28,6 +28,7 @@ except ImportError:
     redis_parse_url = None  # HAS_REDIS is False: open_raw_connection says so
 
 POLL = 0.05
+FOLLOW_CHUNK = 1 << 20
 
 
 # -- the raw replication connection ------------------------------------------------------------
@@ -169,7 +170,7 @@ def _temp_rdb(directory, since):
 def _drain(handle, verifier):
     read = 0
     while True:
-        chunk = handle.read(1 << 20)
+        chunk = handle.read(FOLLOW_CHUNK)
         if not chunk:
             return read
         verifier.feed(chunk)
@@ -223,7 +224,7 @@ def snapshot_bgsave(node, description, timeout, new_verifier, require_local=True
                 break
             if time.monotonic() > deadline:
                 raise RedisOpsError("Timed out after %ds waiting for BGSAVE; raise timeout." % timeout)
-            if not grew:
+            if grew < FOLLOW_CHUNK:  # caught up with the child: wait instead of asking INFO in a tight loop
                 time.sleep(POLL)
         if info.get("rdb_last_bgsave_status") != "ok":
             raise RedisOpsError("BGSAVE failed on %s (rdb_last_bgsave_status:%s): check its log - usually its dir "

@@ -117,8 +117,8 @@ TABLE = [
     no_hosts("healthcheck", pattern="gateway (inventory group)"),
     row(
         "healthcheck",
-        ["gateway_runtime=swarm"],
-        "value of gateway_runtime must be one of: supervisor, systemd, got: swarm",
+        ["gateway_runtime=mainframe"],  # the choices grow with the runtimes: only the start of the line is fixed
+        "value of gateway_runtime must be one of: supervisor, systemd",
     ),
     # incident_bruteforce.yml
     no_hosts("incident_bruteforce", *REDIS, "apigw_ops_hosts=ops", pattern="ops (apigw_ops_hosts)", inventory="local"),
@@ -270,8 +270,8 @@ TABLE = [
     no_hosts("site", pattern="redis (inventory group); gateway (inventory group)"),
     row(
         "site",
-        ["redis_runtime=kubernetes"],
-        "value of redis_runtime must be one of: supervisor, systemd, got: kubernetes",
+        ["redis_runtime=mainframe"],
+        "value of redis_runtime must be one of: supervisor, systemd",
     ),
     row("site", ["redis_port={busy_port}"], "Port {busy_port} on 127.0.0.1 is already in use by another process"),
     # teardown.yml
@@ -314,8 +314,8 @@ GATEWAY_ONLY = "tests/roles/playbooks/gateway_only.yml"
 ROLE_TABLE = [
     Row(
         GATEWAY_ONLY,
-        ["gateway_runtime=swarm"],
-        "value of gateway_runtime must be one of: supervisor, systemd, got: swarm",
+        ["gateway_runtime=mainframe"],  # the choices grow with the runtimes: only the start of the line is fixed
+        "value of gateway_runtime must be one of: supervisor, systemd",
         "local",
     ),
     Row(

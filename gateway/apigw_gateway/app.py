@@ -25,7 +25,7 @@ from . import logs, metrics
 from .config import Settings
 from .keys import InvalidToken, KeySet, KeySetError
 from .proxy import Upstream, UpstreamError
-from .store import RedisUnavailable, Store, parse_maintenance
+from .store import RedisUnavailable, Store, canonical_ip, parse_maintenance
 from .users import UsersError, UserStore, valid_username
 
 REQUEST_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -439,6 +439,8 @@ class FrontDoor:
         request_id = request_id or uuid.uuid4().hex
         client = scope.get("client")
         ip = client[0] if client else "unknown"
+        if ":" in ip:  # IPv6 (or IPv4-mapped) from the socket: the form keys hold; IPv4 is already canonical
+            ip = canonical_ip(ip)
         if forwarded:
             ip = _forwarded_ip(forwarded, self.hops) or ip
         state = scope.setdefault("state", {})
@@ -489,9 +491,10 @@ def _forwarded_ip(header, hops):
         return None
     candidate = entries[-hops] if len(entries) >= hops else entries[0]
     try:
-        return str(ipaddress.ip_address(candidate))
+        ipaddress.ip_address(candidate)
     except ValueError:
         return None
+    return canonical_ip(candidate)
 
 
 def create_app(settings: Settings | None = None):

@@ -7,7 +7,8 @@ import tempfile
 
 import pytest
 
-from tests.roles.conftest import base_dir, collection_root  # noqa: F401  (fixtures)
+# fixtures, re-exported for the tests of this directory
+from tests.roles.conftest import base_dir, collection_root  # noqa: F401  # pylint: disable=unused-import
 from tests.roles.playbook_runner import ansible_playbook, free_port
 
 REDIS_PASSWORD = "awx-job-S3cret-pw"

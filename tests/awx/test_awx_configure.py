@@ -46,8 +46,8 @@ def _connection_env(how):
 
 
 @pytest.mark.parametrize("how", ["variables", "environment"])
-def test_check_mode_without_a_server_fails_on_the_connection_in_one_line(collection_root, base_dir, how,
-                                                                        monkeypatch):
+def test_check_mode_without_a_server_fails_on_the_connection_in_one_line(
+        collection_root, base_dir, how, monkeypatch):
     env, args = _connection_env(how)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -87,7 +87,7 @@ def _awx_tasks():
 def test_every_awx_task_templates_its_arguments(collection_root, base_dir, task):
     """--start-at-task: each task's arguments (survey files, workflow nodes, rrules) are templated, so only the
     connection can fail; a templating error or a missing survey would fail differently."""
-    _, args = _connection_env("variables")
+    args = _connection_env("variables")[1]
     result = ansible_playbook(collection_root, PLAYBOOK, "--check", "--start-at-task", task, "-e", SCM,
                               "-e", "awx_inventory_source_path=inventories/local/hosts.yml",
                               "-e", f"awx_redis_password={REDIS_SECRET}", *args, base_dir=base_dir)

@@ -41,6 +41,20 @@ def no_hosts(playbook, *args, pattern, inventory="empty"):
 # (bound during the run); {free_port}: a port nothing listens on; {python}: this interpreter.
 REDIS = ["apigw_redis_port={port}", "apigw_redis_password={password}"]
 TABLE = [
+    # awx_configure.yml (configures AWX itself; refused before any controller call)
+    no_hosts(
+        "awx_configure",
+        "awx_project_scm_url=https://git.example.com/ops/apigw.git",
+        "awx_config_hosts=controller",
+        pattern="controller (awx_config_hosts)",
+        inventory="local",
+    ),
+    row("awx_configure", [], "missing required arguments: awx_project_scm_url"),
+    row(
+        "awx_configure",
+        ["awx_project_scm_url=https://git.example.com/ops/apigw.git", "awx_schedule_start=tomorrow"],
+        "awx_schedule_start a date YYYYMMDD",
+    ),
     # backup.yml
     no_hosts("backup", pattern="redis (inventory group)"),
     row(

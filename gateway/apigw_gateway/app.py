@@ -481,8 +481,8 @@ class FrontDoor:
             duration = perf_counter() - start
             metrics.observe_request(method, route, status[0], duration)
             if self.access_log:
-                logs.log("info", "Incoming request", requestId=request_id, method=method, path=path, ip=ip,
-                         status=status[0], duration=round(duration * 1000, 3))
+                logs.access(requestId=request_id, method=method, path=path, ip=ip, status=status[0],
+                            duration=round(duration * 1000, 3))
 
 
 def _forwarded_ip(header, hops):

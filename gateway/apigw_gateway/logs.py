@@ -41,13 +41,46 @@ def iso_now(now=None):
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(now % 1 * 1000):03d}Z"
 
 
+# Access-log lines are batched: one write per batch instead of one per request.  Under supervisord each
+# write to the workers' shared stdout pipe also costs a wake-up of supervisord, which copies it to the log
+# file (~45 us of CPU per request, as much as a /healthz answer itself).  A batch stays below PIPE_BUF (4096),
+# so batches from several workers never interleave on that pipe.  It is written when the next line would
+# not fit, before any other log line (order is kept), and by flush() from the server's 0.1 s tick.
+_ACCESS_BATCH_BYTES = 3584
+_access_batch = bytearray()
+
+
 def log(level, msg, **fields):
     number = LEVELS[level]
     if number < _State.threshold:
         return
     record = {"level": level, "time": int(time.time() * 1000), "pid": _State.pid, "msg": msg}
     record.update(fields)
+    flush()
     _write(1, record)
+
+
+def access(**fields):
+    """One "Incoming request" line (info level), batched; at most ~0.1 s late, never out of order."""
+    if LEVELS["info"] < _State.threshold:
+        return
+    record = {"level": "info", "time": int(time.time() * 1000), "pid": _State.pid, "msg": "Incoming request"}
+    record.update(fields)
+    data = orjson.dumps(record, default=str, option=orjson.OPT_APPEND_NEWLINE)
+    if len(_access_batch) + len(data) > _ACCESS_BATCH_BYTES:
+        flush()
+    _access_batch.extend(data)
+
+
+def flush():
+    """Write the pending access-log lines (the server tick, before other lines, at exit)."""
+    if _access_batch:
+        data = bytes(_access_batch)
+        _access_batch.clear()
+        try:
+            os.write(1, data)
+        except OSError:
+            pass
 
 
 def _write(fd, record):

@@ -48,6 +48,7 @@ class DrainingServer:
                 super().handle_exit(sig, frame)
 
             async def on_tick(self, counter):
+                logs.flush()  # batched access-log lines, at most one tick (0.1 s) late
                 if self.drain_started is not None and time.monotonic() - self.drain_started >= delay_s:
                     self.should_exit = True
                 return await super().on_tick(counter)
@@ -95,7 +96,10 @@ def serve_worker(sock, settings):
     logs.log("info", "Serving", loop=loop, http=http,
              tcp_nodelay=sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0)
     server = DrainingServer(_uvicorn_config(settings, loop, http), settings.shutdown_delay_ms / 1000)
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        logs.flush()
     return 0 if server.started else 3
 
 

@@ -179,7 +179,9 @@ def test_workers_share_metrics_and_are_restarted(gateway_factory):
     wait_for(lambda: len({r["pid"] for r in gw.log_records() if r["msg"] == "Gateway worker started"}) == 2)
     for _attempt in range(60):
         assert http_get(gw.url + "/healthz").status_code == 200  # a new connection each time
-    served_by = {r["pid"] for r in gw.log_records() if r["msg"] == "Incoming request"}
+    # access-log lines are written in batches (at most one server tick late): wait for them
+    served_by = wait_for(lambda: {r["pid"] for r in gw.log_records() if r["msg"] == "Incoming request"} if sum(
+        r["msg"] == "Incoming request" for r in gw.log_records()) >= 60 else None, message="60 access-log lines")
     assert len(served_by) == 2
 
     def healthz_total():

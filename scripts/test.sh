@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: every stage runs; the script fails if any stage failed.
 # Usage: scripts/test.sh [stage ...]    stages: bootstrap ruff sanity units integration
-#        crosschecks mainjob roles lint docs build   (default: all, in that order)
+#        crosschecks mainjob roles containers lint docs build   (default: all, in that order)
 set -uo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo" || exit 1
-all_stages=(bootstrap ruff sanity units integration crosschecks mainjob roles lint docs build)
+all_stages=(bootstrap ruff sanity units integration crosschecks mainjob roles containers lint docs build)
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=("${all_stages[@]}")
 
@@ -37,7 +37,7 @@ stage_integration() { in_tree ansible-test integration --local --python 3.11 --c
 stage_crosschecks() {
   # gateway, JWT interop with Node's jose, anything outside ansible-test's reach
   local dirs=()
-  for d in tests/gateway tests/jose tests/roles tests/monitoring; do [ -d "$d" ] && dirs+=("$d"); done
+  for d in tests/gateway tests/jose tests/roles tests/monitoring tests/kubernetes tests/awx; do [ -d "$d" ] && dirs+=("$d"); done
   [ ${#dirs[@]} -gt 0 ] || { echo "no cross-check tests present"; return 0; }
   python -m pytest -n 2 -p no:cacheprovider -q "${dirs[@]}"
 }
@@ -50,6 +50,11 @@ stage_roles() {
   local tree
   tree=$(collection_tree) || return 1
   (cd "$tree" && ANSIBLE_COLLECTIONS_PATH="${tree%/ansible_collections/apigw/ops}" molecule test -s default)
+}
+stage_containers() {
+  # molecule compose + swarm on the local Docker engine (started if need be; skipped, saying so, only where
+  # no engine can run, e.g. inside an unprivileged container)
+  scripts/test-containers.sh
 }
 stage_lint() {
   # the collection as it is in this checkout: with --offline ansible-lint caches in $ANSIBLE_HOME

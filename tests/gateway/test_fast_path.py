@@ -156,4 +156,3 @@ def test_gateway_reports_its_loop_and_parser_and_sets_tcp_nodelay(running):
         assert accepted is not None, "no gateway worker holds the connection"
         with accepted:
             assert nodelay(accepted), f"TCP_NODELAY is off on a connection the {kind} path accepted"
-

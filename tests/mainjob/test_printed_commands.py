@@ -22,7 +22,7 @@ PORT_VARIABLES = ("APIGW_GATEWAY_PORT", "APIGW_REDIS_PORT", "APIGW_UPSTREAM_PORT
 
 def free_ports(count):
     """Ports nothing listens on now (held open together, so they differ), for a stack of this test's own."""
-    sockets = [socket.socket() for _ in range(count)]
+    sockets = [socket.socket() for _port in range(count)]
     try:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))

@@ -124,7 +124,7 @@ def test_replication_reader_url_and_wrong_password(redis_password):
     assert verifier.finish()["ok"] and rdb.verify(verifier.data())["ok"]
     with pytest.raises(RedisOpsError) as exc:
         backup_snapshot.snapshot_replication(dict(redis_password.connection(), password="nope", socket_timeout=5.0),
-                                    None, None, "test")
+                                             None, None, "test")
     assert "Authentication to Redis at" in str(exc.value) and "nope" not in str(exc.value)
 
 

@@ -49,7 +49,9 @@ stage_roles() {
   [ -d molecule/default ] || { echo "no molecule scenario present"; return 0; }
   local tree
   tree=$(collection_tree) || return 1
-  (cd "$tree" && ANSIBLE_COLLECTIONS_PATH="${tree%/ansible_collections/apigw/ops}" molecule test -s default)
+  # ports shifted by a per-run offset: another run on this host's network (e.g. a container) may be at this stage
+  (cd "$tree" && APIGW_MOLECULE_PORT_OFFSET=$(( $$ % 1000 )) \
+    ANSIBLE_COLLECTIONS_PATH="${tree%/ansible_collections/apigw/ops}" molecule test -s default)
 }
 stage_containers() {
   # molecule compose on the local Docker engine (started if need be; skipped, saying so, only where no engine

@@ -40,15 +40,16 @@ def run_job(collection_tree, playbook, extravars, envvars, workdir, image=None, 
     pdd = os.path.join(workdir, playbook)
     shutil.rmtree(pdd, ignore_errors=True)
     os.makedirs(os.path.join(pdd, "env"))
-    for name in ("playbooks", "inventories"):
-        shutil.copytree(os.path.join(collection_tree, name), os.path.join(pdd, "project", name), symlinks=True)
+    shutil.copytree(os.path.join(collection_tree, "playbooks"), os.path.join(pdd, "project", "playbooks"),
+                    symlinks=True)
+    # the private data directory's inventory/ (what AWX writes there): runner passes it, on the host or in the EE
+    shutil.copytree(os.path.join(collection_tree, "inventories", "local"), os.path.join(pdd, "inventory"),
+                    symlinks=True)
     with open(os.path.join(pdd, "env", "extravars"), "w", encoding="utf-8") as f:
         json.dump(extravars, f)
     with open(os.path.join(pdd, "env", "envvars"), "w", encoding="utf-8") as f:
         json.dump(dict(envvars, ANSIBLE_NOCOLOR="1"), f)
-    cmd = [os.path.join(BIN, "ansible-runner"), "run", pdd, "-p", f"playbooks/{playbook}.yml",
-           "--inventory", os.path.join(pdd if not image else "/runner", "project", "inventories", "local"),
-           "--ident", "job"]
+    cmd = [os.path.join(BIN, "ansible-runner"), "run", pdd, "-p", f"playbooks/{playbook}.yml", "--ident", "job"]
     if image:
         cmd += ["--process-isolation", "--process-isolation-executable", "docker", "--container-image", image,
                 "--container-option=--network=host", "--container-option=--user=0"]

@@ -168,7 +168,7 @@ def test_sentinel_over_tls():
         message = one_line_error(**dict(conn, ca_path=None))
         assert message.startswith("TLS to Redis at sentinel %s failed" % conn["sentinel_hosts"][0])
         message = one_line_error(**dict(conn, tls=False))
-        assert "If the server uses TLS, set tls=true" in message, message
+        assert "it probably expects TLS. Set tls=true" in message, message
 
 
 def test_failover_is_followed():

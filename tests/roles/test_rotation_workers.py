@@ -50,16 +50,25 @@ class Stack:
         with open(os.path.join(self.keys_dir, "jwks.json")) as handle:
             return [key["kid"] for key in json.load(handle)["keys"]]
 
-    def workers(self):
-        """The worker pids of the replica: the children of the process supervisord runs."""
+    def workers(self, expected=2):
+        """The worker pids of the replica: the children of the processes supervisord runs.  Read until
+        ``expected`` of them are up: supervisorctl reports pid 0 for a program that is (re)starting."""
         supervisorctl = os.path.join(sys.prefix, "bin", "supervisorctl")
         conf = os.path.join(self.base_dir, "supervisor", "supervisord.conf")
-        status = subprocess.run([supervisorctl, "-c", conf, "pid", "all"], capture_output=True, text=True,
-                                check=False).stdout.split()
         children = []
-        for parent in (int(pid) for pid in status if pid.isdigit()):
-            with open(f"/proc/{parent}/task/{parent}/children") as handle:
-                children += [int(pid) for pid in handle.read().split()]
+        for _attempt in range(300):
+            status = subprocess.run([supervisorctl, "-c", conf, "pid", "all"], capture_output=True, text=True,
+                                    check=False).stdout.split()
+            children = []
+            for parent in (int(pid) for pid in status if pid.isdigit() and int(pid) > 0):
+                try:
+                    with open(f"/proc/{parent}/task/{parent}/children") as handle:
+                        children += [int(pid) for pid in handle.read().split()]
+                except FileNotFoundError:  # exited since supervisorctl answered
+                    pass
+            if len(children) >= expected:
+                break
+            time.sleep(0.1)
         return children
 
     def stop(self):

@@ -4,10 +4,11 @@ mode - one inventory host per combination, so that one ansible-playbook run rend
 import hashlib
 import json
 import os
-import subprocess
 
 import pytest
 
+# the playbook tests' collection tree, re-exported for this directory
+from tests.roles.conftest import collection_root  # noqa: F401  # pylint: disable=unused-import
 from tests.roles.playbook_runner import ansible_playbook
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -23,17 +24,7 @@ COMBINATIONS = {
 }
 
 
-@pytest.fixture(scope="session")
-def collection_root(tmp_path_factory):
-    """(directory holding ansible_collections, path of the apigw/ops tree), as in tests/roles."""
-    root = str(tmp_path_factory.mktemp("collections"))
-    env = dict(os.environ, APIGW_COLLECTION_ROOT=root)
-    path = subprocess.run([os.path.join(REPO, "scripts", "collection-tree.sh")], env=env, check=True,
-                          capture_output=True, text=True).stdout.strip()
-    return root, path
-
-
-def render_hosts(collection_root, directory, hosts, *extra):
+def render_hosts(collection_root, directory, hosts, *extra):  # noqa: F811  (the fixture imported above)
     """Render once per host of ``hosts`` (name -> variables); each host's output goes to directory/<name>."""
     inventory = os.path.join(directory, "inventory.json")
     with open(inventory, "w", encoding="utf-8") as handle:
@@ -53,7 +44,7 @@ def tree_hash(directory):
 
 
 @pytest.fixture(scope="session")
-def renders(collection_root, tmp_path_factory):
+def renders(collection_root, tmp_path_factory):  # noqa: F811
     """name -> {dir, first, second, hash_before, hash_after}: every combination rendered, then rendered again."""
     directory = str(tmp_path_factory.mktemp("renders"))
     first = render_hosts(collection_root, directory, COMBINATIONS)
